@@ -11,3 +11,4 @@ export * from './envelope.js';
 export * from './validate.js';
 export * from './checks.js';
 export * from './log.js';
+export { schemaFiles } from './schema-files.js';

@@ -18,7 +18,7 @@ export const PROTOCOL_VERSION = 1 as const;
 // ── Scalars ───────────────────────────────────────────────────────────────────────────────────
 
 /** Controller id: also the MQTT username and a topic level, so no `/`, `+`, `#`. */
-export const ControllerId = Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$', $id: 'ControllerId' });
+export const ControllerId = Type.String({ pattern: '^[a-z0-9][a-z0-9-]{0,62}$' });
 /** ULID (Crockford base32, 26 chars). */
 export const Ulid = Type.String({ pattern: '^[0-9A-HJKMNP-TV-Z]{26}$' });
 /** Milliseconds since the Unix epoch (UTC). */

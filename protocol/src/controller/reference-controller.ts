@@ -155,6 +155,8 @@ export class ReferenceController extends EventEmitter<ControllerEvents> {
     if (!client) return;
     if (client.connected) {
       try {
+        // Stop taking commands before saying goodbye; an ack written after end() would throw.
+        await client.unsubscribeAsync([controllerTopic(this.id, 'sync'), controllerTopic(this.id, 'cmd')]);
         await client.publishAsync(controllerTopic(this.id, 'state'), JSON.stringify(this.#deathMessage()), { qos: 1, retain: true });
       } catch (err) {
         this.#log.warn('could not publish offline state', { err: (err as Error).message });
@@ -167,14 +169,24 @@ export class ReferenceController extends EventEmitter<ControllerEvents> {
   crash(): void {
     this.#stopped = true;
     this.#clearTimers();
-    this.#client?.end(true);
-    this.#client = undefined;
+    this.#dropConnection();
   }
 
   /** Simulate a network outage: the connection drops (will published) but the controller runs on. */
   goOffline(): void {
-    this.#client?.end(true);
+    this.#dropConnection();
+  }
+
+  #dropConnection(): void {
+    const client = this.#client;
+    if (!client) return;
     this.#client = undefined;
+    this.#generation += 1;
+    // Cut the socket first: no DISCONNECT goes out (so the broker sends the will) and nothing
+    // more is written, not even an ack for a message that was already on its way in.
+    client.removeAllListeners('message');
+    client.stream?.destroy();
+    client.end(true);
   }
 
   /** End a simulated outage: reconnect, announce, and backfill the events made meanwhile. */
@@ -265,9 +277,10 @@ export class ReferenceController extends EventEmitter<ControllerEvents> {
     const now = this.#now();
     const decision = this.#decide(door, credential, now);
     const seen = credential.kind === 'tag' ? { kind: 'tag' as const, uid: credential.uid } : { kind: 'pin' as const };
-    // Unknown doors exist only in a misconfigured simulation; still decide and report, never unlock.
-    if (decision.result === 'granted' && this.#doors.has(door)) this.#unlock(this.#door(door), this.#door(door).unlockMs, 'credential');
     this.#emitEvent({ kind: 'access', door, credential: seen, ...decision, at: now });
+    // The decision is reported before the lock moves, so the trail reads cause → effect.
+    const d = this.#doors.get(door);
+    if (decision.result === 'granted' && d) this.#unlock(d, d.unlockMs, 'credential');
     return decision;
   }
 
