@@ -5,25 +5,64 @@
 import { CLOCK_SKEW_LIMIT_MS } from './topics.js';
 
 /**
- * Where a controller→gateway `evt` stands against the highest seq seen for its (ctrl, boot).
- * - `new`: exactly the next one;
- * - `gap`: newer, but `missing` events between were never seen (audit `controller.events-missing`);
+ * What the gateway remembers of one (ctrl, boot)'s event seqs: the highest seen and the ones
+ * below it not yet seen (bounded), so an event that arrives late (after a later one, e.g.
+ * through another gateway instance of a shared subscription) is still taken, exactly once.
+ */
+export interface EventSeqState {
+  highest: number;
+  missing: readonly number[];
+}
+/** At most this many missing seqs are remembered per (ctrl, boot); older gaps are given up. */
+export const MAX_TRACKED_MISSING = 1024;
+
+/**
+ * Where a controller→gateway `evt` stands (PROTOCOL §7.8):
+ * - `new`: the next one, or a newer one (`missing` > 0 counts the seqs it skipped: audit
+ *   `controller.events-missing` if they never arrive);
+ * - `late`: one of the skipped seqs arriving after all: take it;
  * - `duplicate`: seen before (a QoS 1 redelivery or a backlog resend): ack it, act on nothing.
- * @example classifyEventSeq(undefined, 1) → { kind: 'new' }; classifyEventSeq(7, 10) → { kind: 'gap', missing: 2 }
+ * @example classifyEventSeq(undefined, 1) → { kind: 'new', missing: 0, state: { highest: 1, missing: [] } }
  */
 export function classifyEventSeq(
-  highest: number | undefined,
+  s: EventSeqState | undefined,
   seq: number,
-): { kind: 'new' } | { kind: 'gap'; missing: number } | { kind: 'duplicate' } {
-  const last = highest ?? 0;
-  if (seq <= last) return { kind: 'duplicate' };
-  if (seq === last + 1) return { kind: 'new' };
-  return { kind: 'gap', missing: seq - last - 1 };
+): { kind: 'new' | 'late' | 'duplicate'; missing: number; state: EventSeqState } {
+  const cur = s ?? { highest: 0, missing: [] };
+  if (seq > cur.highest) {
+    const skipped = Array.from({ length: Math.min(seq - cur.highest - 1, MAX_TRACKED_MISSING) }, (_, i) => seq - 1 - i).reverse();
+    const missing = [...cur.missing, ...skipped].slice(-MAX_TRACKED_MISSING);
+    return { kind: 'new', missing: seq - cur.highest - 1, state: { highest: seq, missing } };
+  }
+  if (cur.missing.includes(seq)) return { kind: 'late', missing: 0, state: { highest: cur.highest, missing: cur.missing.filter((m) => m !== seq) } };
+  return { kind: 'duplicate', missing: 0, state: cur };
 }
 
-/** Gateway→controller: accept only a seq above the highest accepted (PROTOCOL P-7). */
-export function isReplay(lastAccepted: number, seq: number): boolean {
-  return seq <= lastAccepted;
+/**
+ * Gateway→controller anti-replay state (PROTOCOL §4.4, P-7): the highest accepted seq and the
+ * seqs accepted within the window below it. MQTT keeps order only per topic and per publisher,
+ * so a command and a sync, or two gateway instances, may overtake each other: a seq below the
+ * highest is still fresh if it is inside the window and was never seen.
+ */
+export interface ReplayWindow {
+  highest: number;
+  /** Accepted seqs in (highest − REPLAY_WINDOW, highest], ascending. */
+  recent: readonly number[];
+}
+export const REPLAY_WINDOW = 64;
+
+/** True when `seq` was accepted before or is too old to tell. */
+export function isReplay(w: ReplayWindow, seq: number): boolean {
+  if (seq > w.highest) return false;
+  if (seq <= w.highest - REPLAY_WINDOW) return true;
+  return w.recent.includes(seq);
+}
+
+/** The window after accepting `seq` (call only when `isReplay` said no). */
+export function acceptSeq(w: ReplayWindow, seq: number): ReplayWindow {
+  const highest = Math.max(w.highest, seq);
+  const recent = [...w.recent, seq].filter((s) => s > highest - REPLAY_WINDOW).sort((a, b) => a - b);
+  return { highest, recent };
 }
 
 /** `exp` passed? A message with no `exp` never expires by this test (syncs). */

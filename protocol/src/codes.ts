@@ -22,8 +22,7 @@ export type RejectCode = keyof typeof REJECT_CODES;
 /** Why an authentic, fresh message was answered `rejected` (PROTOCOL §5, §7). */
 export const REPLY_CODES = {
   'unknown-door': 'a door ref the controller does not have',
-  'invalid-window': '`notAfter` is not after `notBefore`',
-  'door-busy': 'the door is held open by another command',
+  'invalid-window': '`notAfter` is not after `notBefore`, or a hold `until` is past or more than 4 h ahead',
   'bad-body': 'the body does not match the schema for its type',
 } as const;
 export type ReplyCode = keyof typeof REPLY_CODES;

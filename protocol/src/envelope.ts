@@ -9,6 +9,7 @@ import { monotonicFactory } from 'ulid';
 import { jcs } from './jcs.js';
 import type { SigningKey, TrustedKeys } from './keys.js';
 import type { RejectCode } from './codes.js';
+import { isReplay, type ReplayWindow } from './checks.js';
 import { PROTOCOL_VERSION, type BodyOf, type Message, type MessageType } from './schemas.js';
 import { isMessageType, validateBody, validateEnvelope } from './validate.js';
 
@@ -80,15 +81,16 @@ export interface OpenOptions {
   ctrl: string;
   /** Receiver's clock, ms. */
   now: number;
-  /** Reject when `seq` ≤ this (gw→ctrl replay protection). Omit where seq is not monotonic. */
-  lastSeq?: number;
+  /** gw→ctrl replay protection (PROTOCOL §4.4). Omit where seq is not checked this way (ctrl→gw). */
+  replay?: ReplayWindow;
   /** Require `exp` within this many ms of `iat` (commands). */
   maxTtlMs?: number;
 }
 
 /**
- * Parse and check a raw payload, in the order PROTOCOL §9 fixes: size, JSON, envelope schema,
- * version, type, audience, signature, expiry, seq, body. The first failure wins.
+ * Parse and check a raw payload, in the order PROTOCOL §9 fixes: size, JSON, version, envelope
+ * schema, type, audience, kid, signature, command lifetime, expiry, seq, body. The first failure
+ * wins. Never throws: whatever the bytes, the answer is a message or a reason code.
  */
 export function openMessage(payload: Uint8Array, o: OpenOptions): Opened {
   if (payload.byteLength > o.maxBytes) return { ok: false, code: 'too-large', detail: `${payload.byteLength} > ${o.maxBytes} bytes` };
@@ -114,15 +116,22 @@ export function openMessage(payload: Uint8Array, o: OpenOptions): Opened {
   if (msg.ctrl !== o.ctrl) return { ok: false, code: 'wrong-audience', detail: `for ${msg.ctrl}`, ...tag };
   const key = o.keys.get(msg.kid);
   if (!key) return { ok: false, code: 'unknown-kid', detail: `kid ${msg.kid}`, ...tag };
-  if (!verify(null, signingBytes(msg), key, Buffer.from(msg.sig, 'base64url'))) {
+  let signed: Buffer;
+  try {
+    signed = signingBytes(msg);
+  } catch {
+    // JCS refuses what JSON.parse accepts but UTF-8 cannot carry, such as a lone surrogate "\ud800".
+    return { ok: false, code: 'malformed', detail: 'not canonicalizable (RFC 8785)', ...tag };
+  }
+  if (!verify(null, signed, key, Buffer.from(msg.sig, 'base64url'))) {
     return { ok: false, code: 'bad-signature', detail: 'signature does not verify', ...tag };
   }
   if (o.maxTtlMs !== undefined && (msg.exp === undefined || msg.exp - msg.iat > o.maxTtlMs)) {
     return { ok: false, code: 'exp-required', detail: `exp must be set and ≤ iat + ${o.maxTtlMs} ms`, ...tag };
   }
   if (msg.exp !== undefined && o.now > msg.exp) return { ok: false, code: 'expired', detail: `expired ${o.now - msg.exp} ms ago`, ...tag };
-  if (o.lastSeq !== undefined && msg.seq <= o.lastSeq) {
-    return { ok: false, code: 'replay', detail: `seq ${msg.seq} ≤ ${o.lastSeq}`, ...tag };
+  if (o.replay !== undefined && isReplay(o.replay, msg.seq)) {
+    return { ok: false, code: 'replay', detail: `seq ${msg.seq} already accepted or older than the window (highest ${o.replay.highest})`, ...tag };
   }
   const body = validateBody(msg.type, msg.body);
   if (!body.ok) return { ok: false, code: 'bad-body', detail: body.detail, ...tag };

@@ -27,7 +27,7 @@ export const Seq = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }
 /** A door as the controller names it locally. */
 export const DoorRef = Type.String({ pattern: '^[A-Za-z0-9._-]{1,32}$' });
 /** RFID tag UID: upper-case hex, 2–16 bytes. */
-export const TagUid = Type.String({ pattern: '^[0-9A-F]{4,32}$' });
+export const TagUid = Type.String({ pattern: '^(?:[0-9A-F]{2}){2,16}$' });
 /** Incident PIN: 4–8 decimal digits. */
 export const Pin = Type.String({ pattern: '^[0-9]{4,8}$' });
 /** Key id: names a signing key so keys can rotate. */

@@ -46,5 +46,7 @@ export const MAX_PAYLOAD_BYTES: Readonly<Record<ControllerTopic, number>> = {
 
 /** Commands must expire soon after they are issued: `exp` ≤ `iat` + this (PROTOCOL §7). */
 export const MAX_COMMAND_TTL_MS = 10_000;
+/** A `door.hold` may keep a door unlocked for at most this long from receipt (PROTOCOL §7). */
+export const MAX_HOLD_MS = 4 * 3_600_000;
 /** Above this clock skew (ms) a controller is clock-unsafe (PROTOCOL §6). */
 export const CLOCK_SKEW_LIMIT_MS = 5_000;

@@ -1,4 +1,4 @@
-/** The reference controller (PROTOCOL §5.8): import from `@smart-passage/protocol/controller`. */
+/** The reference controller (DESIGN §5.8): import from `@smart-passage/protocol/controller`. */
 export * from './reference-controller.js';
 export * from './decide.js';
 export * from './state-store.js';

@@ -9,6 +9,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { MqttClient } from 'mqtt';
+import { acceptSeq } from '../checks.js';
 import { buildMessage, newId, openMessage } from '../envelope.js';
 import { privateKeyFromSeed, trustedKeys, type SigningKey, type TrustedKeys } from '../keys.js';
 import { silentLogger, type Logger } from '../log.js';
@@ -17,6 +18,7 @@ import type { AccessDecision, BodyOf, EvtBody, Message, ProvisioningBundle, Repl
 import {
   controllerTopic,
   MAX_COMMAND_TTL_MS,
+  MAX_HOLD_MS,
   MAX_PAYLOAD_BYTES,
   parseControllerTopic,
   TYPES_BY_TOPIC,
@@ -134,7 +136,7 @@ export class ReferenceController extends EventEmitter<ControllerEvents> {
   async start({ waitForConnection = true }: { waitForConnection?: boolean } = {}): Promise<void> {
     const loaded = this.#o.store.load();
     if (loaded && loaded.ctrl !== this.id) throw new Error(`state file belongs to ${loaded.ctrl}, not ${this.id}`);
-    this.#state = loaded ?? { format: 1, ctrl: this.id, lastSeq: 0, appliedVersion: 0, grants: [], backlog: [] };
+    this.#state = loaded ?? { format: 1, ctrl: this.id, lastSeq: 0, recentSeqs: [], appliedVersion: 0, grants: [], backlog: [] };
     this.#boot = newId(this.#now());
     this.#evtSeq = 0;
     this.#stopped = false;
@@ -306,7 +308,9 @@ export class ReferenceController extends EventEmitter<ControllerEvents> {
       url: url.url,
       username: url.username,
       password: url.password,
-      clientId: `${controllerId}-${this.#boot.slice(-8)}`,
+      // The controller id itself: a restart takes over the old session at once, so the old
+      // connection's will fires before the new birth instead of overwriting it later.
+      clientId: controllerId,
       clean: true,
       resubscribe: false,
       will: { topic: controllerTopic(this.id, 'state'), payload: Buffer.from(JSON.stringify(this.#deathMessage())), qos: 1, retain: true },
@@ -370,14 +374,13 @@ export class ReferenceController extends EventEmitter<ControllerEvents> {
       maxBytes: MAX_PAYLOAD_BYTES[leaf],
       ctrl: this.id,
       now: this.#now(),
-      lastSeq: this.#state.lastSeq,
+      replay: { highest: this.#state.lastSeq, recent: this.#state.recentSeqs },
       ...(leaf === 'cmd' ? { maxTtlMs: MAX_COMMAND_TTL_MS } : {}),
     });
     if (!opened.ok) {
       if (opened.code === 'bad-body' && opened.id) {
         // Authentic and fresh, but the body is wrong: consume its seq and say so.
-        const seq = (JSON.parse(payload.toString('utf8')) as { seq: number }).seq;
-        this.#state.lastSeq = seq;
+        this.#acceptSeq((JSON.parse(payload.toString('utf8')) as { seq: number }).seq);
         this.#save();
         this.#reply({ ref: opened.id, status: 'rejected', code: 'bad-body' });
       }
@@ -385,10 +388,10 @@ export class ReferenceController extends EventEmitter<ControllerEvents> {
       return;
     }
     const msg = opened.message;
-    this.#state.lastSeq = msg.seq;
+    this.#acceptSeq(msg.seq);
     switch (msg.type) {
       case 'grants.sync':
-        this.#applySync(msg.id, msg.body as BodyOf<'grants.sync'>);
+        this.#applySync(msg.id, msg.body);
         return;
       case 'door.pulse':
       case 'door.hold':
@@ -396,11 +399,18 @@ export class ReferenceController extends EventEmitter<ControllerEvents> {
       case 'ctrl.ping':
       case 'access.check':
         this.#save();
-        this.#command(msg as Message<'door.pulse' | 'door.hold' | 'door.release' | 'ctrl.ping' | 'access.check'>);
+        this.#command(msg);
         return;
       default:
         this.#save();
     }
+  }
+
+  /** Record an accepted gateway seq; persisted with whatever the message changes (P-7). */
+  #acceptSeq(seq: number): void {
+    const w = acceptSeq({ highest: this.#state.lastSeq, recent: this.#state.recentSeqs }, seq);
+    this.#state.lastSeq = w.highest;
+    this.#state.recentSeqs = [...w.recent];
   }
 
   /** PROTOCOL §5: apply the complete set atomically, or not at all. */
@@ -448,27 +458,30 @@ export class ReferenceController extends EventEmitter<ControllerEvents> {
         this.#reply({ ref, status: 'done' });
         return;
       case 'access.check': {
-        const b = msg.body as BodyOf<'access.check'>;
+        const b = msg.body;
         this.#reply({ ref, status: 'done', decision: this.#decide(b.door, b.credential, this.#now()) });
         return;
       }
       case 'door.pulse': {
-        const b = msg.body as BodyOf<'door.pulse'>;
+        const b = msg.body;
         const d = this.#doors.get(b.door);
         if (!d) return this.#reply({ ref, status: 'rejected', code: 'unknown-door' });
         this.#unlock(d, b.seconds * 1000, 'pulse');
         return this.#reply({ ref, status: 'done' });
       }
       case 'door.hold': {
-        const b = msg.body as BodyOf<'door.hold'>;
+        const b = msg.body;
         const d = this.#doors.get(b.door);
         if (!d) return this.#reply({ ref, status: 'rejected', code: 'unknown-door' });
+        // A hold is bounded like a grant: never an open-ended unlocked door.
+        const now = this.#now();
+        if (b.until <= now || b.until > now + MAX_HOLD_MS) return this.#reply({ ref, status: 'rejected', code: 'invalid-window' });
         d.holdUntil = b.until;
         this.#unlock(d, b.until - this.#now(), 'hold');
         return this.#reply({ ref, status: 'done' });
       }
       case 'door.release': {
-        const b = msg.body as BodyOf<'door.release'>;
+        const b = msg.body;
         const d = this.#doors.get(b.door);
         if (!d) return this.#reply({ ref, status: 'rejected', code: 'unknown-door' });
         if (d.holdUntil !== undefined) {

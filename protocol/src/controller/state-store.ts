@@ -10,7 +10,9 @@ import type { HeldGrant } from './decide.js';
 export interface PersistedState {
   format: 1;
   ctrl: string;
+  /** Highest accepted gateway seq, and the accepted ones within the replay window below it. */
   lastSeq: number;
+  recentSeqs: number[];
   appliedVersion: number;
   grants: HeldGrant[];
   /** Signed `evt` payloads (JSON text) in the order they were made, oldest first. */
@@ -53,7 +55,7 @@ export class FileStateStore implements ControllerStateStore {
     }
     const state = JSON.parse(text) as PersistedState;
     if (state.format !== 1) throw new Error(`${this.#path}: unknown state format ${String(state.format)}`);
-    return state;
+    return { ...state, recentSeqs: state.recentSeqs ?? [] };
   }
 
   save(state: PersistedState): void {

@@ -105,7 +105,7 @@ export class GatewayHarness {
   }
 
   reply(ref: string, ms?: number): Promise<BodyOf<'reply'>> {
-    return this.waitFor((r) => r.find((x) => x.message.type === 'reply' && (x.message.body as BodyOf<'reply'>).ref === ref)?.message.body as BodyOf<'reply'> | undefined, ms, `reply to ${ref}`);
+    return this.waitFor((r) => r.find((x) => x.message.type === 'reply' && (x.message.body).ref === ref)?.message.body as BodyOf<'reply'> | undefined, ms, `reply to ${ref}`);
   }
 
   events(): Message<'evt'>[] {

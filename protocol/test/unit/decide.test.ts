@@ -1,7 +1,7 @@
 // The controller's local decision (PROTOCOL §5.3) and the pure seq/boot/exp checks (§4.4, §6).
 import { describe, expect, it } from 'vitest';
 import { decideAccess, holdGrant, type HeldGrant, type Presented } from '../../src/controller/decide.js';
-import { classifyEventSeq, clockSkew, deathApplies, isExpired, isReplay, nextSeq } from '../../src/index.js';
+import { acceptSeq, classifyEventSeq, clockSkew, deathApplies, isExpired, isReplay, nextSeq, REPLAY_WINDOW } from '../../src/index.js';
 
 const T = 1_764_330_000_000;
 const grant = holdGrant({
@@ -47,17 +47,39 @@ describe('decideAccess', () => {
 });
 
 describe('seq, boot, exp and clock checks', () => {
-  it('classifies event seqs per boot', () => {
-    expect(classifyEventSeq(undefined, 1)).toEqual({ kind: 'new' });
-    expect(classifyEventSeq(4, 5)).toEqual({ kind: 'new' });
-    expect(classifyEventSeq(4, 4)).toEqual({ kind: 'duplicate' });
-    expect(classifyEventSeq(4, 2)).toEqual({ kind: 'duplicate' });
-    expect(classifyEventSeq(7, 10)).toEqual({ kind: 'gap', missing: 2 });
-    expect(classifyEventSeq(undefined, 3)).toEqual({ kind: 'gap', missing: 2 });
+  it('classifies event seqs per boot, taking late arrivals exactly once', () => {
+    let st = classifyEventSeq(undefined, 1);
+    expect(st).toMatchObject({ kind: 'new', missing: 0 });
+    st = classifyEventSeq(st.state, 2);
+    expect(st).toMatchObject({ kind: 'new', missing: 0, state: { highest: 2, missing: [] } });
+    expect(classifyEventSeq(st.state, 2).kind).toBe('duplicate');
+    st = classifyEventSeq(st.state, 5);
+    expect(st).toMatchObject({ kind: 'new', missing: 2, state: { highest: 5, missing: [3, 4] } });
+    const late = classifyEventSeq(st.state, 4);
+    expect(late).toMatchObject({ kind: 'late', state: { highest: 5, missing: [3] } });
+    expect(classifyEventSeq(late.state, 4).kind).toBe('duplicate');
+    expect(classifyEventSeq(undefined, 3)).toMatchObject({ kind: 'new', missing: 2 });
   });
+
+  it('anti-replay window: seen or too old is a replay, an overtaken seq is not', () => {
+    let w = { highest: 0, recent: [] as readonly number[] };
+    for (const seq of [1, 2, 5]) {
+      expect(isReplay(w, seq)).toBe(false);
+      w = acceptSeq(w, seq);
+    }
+    expect(w).toEqual({ highest: 5, recent: [1, 2, 5] });
+    expect(isReplay(w, 5)).toBe(true);
+    expect(isReplay(w, 2)).toBe(true);
+    expect(isReplay(w, 4)).toBe(false);
+    w = acceptSeq(w, 4);
+    expect(isReplay(w, 4)).toBe(true);
+    w = acceptSeq(w, 5 + REPLAY_WINDOW);
+    expect(w.recent).toEqual([5 + REPLAY_WINDOW]);
+    expect(isReplay(w, 6)).toBe(false);
+    expect(isReplay(w, 5)).toBe(true);
+  });
+
   it('replay, expiry, death and skew', () => {
-    expect(isReplay(10, 10)).toBe(true);
-    expect(isReplay(10, 11)).toBe(false);
     expect(isExpired(undefined, T)).toBe(false);
     expect(isExpired(T, T)).toBe(false);
     expect(isExpired(T, T + 1)).toBe(true);

@@ -47,7 +47,7 @@ const opts = (over: Partial<OpenOptions> = {}): OpenOptions => ({
   maxBytes: MAX_PAYLOAD_BYTES.sync,
   ctrl: 'ctl-7',
   now: NOW,
-  lastSeq: 10,
+  replay: { highest: 10, recent: [4, 9, 10] },
   ...over,
 });
 
@@ -132,7 +132,10 @@ describe('openMessage', () => {
   it('rejects an expired message and a replayed seq', () => {
     expect(codeOf(bytes(sync({ exp: NOW - 1 })))).toBe('expired');
     expect(codeOf(bytes(sync({ seq: 10 })))).toBe('replay');
-    expect(codeOf(bytes(sync({ seq: 3 })))).toBe('replay');
+    expect(codeOf(bytes(sync({ seq: 4 })))).toBe('replay');
+    // Unseen but inside the window: a message overtaken by a later one is still fresh (§4.4).
+    expect(codeOf(bytes(sync({ seq: 8 })))).toBe('ok');
+    expect(codeOf(bytes(sync({ seq: 70 })), opts({ replay: { highest: 200, recent: [] } }))).toBe('replay');
   });
 
   it('requires commands to expire within 10 s of issue', () => {
@@ -145,11 +148,17 @@ describe('openMessage', () => {
   });
 
   it('reports a signed message with a bad body as bad-body, after the signature check', () => {
-    const bad = buildMessage({ type: 'grants.sync', ctrl: 'ctl-7', seq: 11, boot: 'gwboot-0001', body: { version: 0, grants: [] } as GrantsSyncBody, key, iat: NOW });
+    const bad = buildMessage({ type: 'grants.sync', ctrl: 'ctl-7', seq: 11, boot: 'gwboot-0001', body: { version: 0, grants: [] }, key, iat: NOW });
     const r = openMessage(bytes(bad), opts());
     expect(r).toMatchObject({ ok: false, code: 'bad-body', id: bad.id });
     const pin = buildMessage({ type: 'grants.sync', ctrl: 'ctl-7', seq: 11, boot: 'gwboot-0001', body: { ...body, grants: [{ ...body.grants[0]!, credentials: [{ kind: 'pin', pin: '12' }] }] }, key, iat: NOW });
     expect(codeOf(bytes(pin))).toBe('bad-body');
+  });
+
+  it('rejects a lone surrogate as malformed instead of throwing', () => {
+    const m = sync();
+    const text = JSON.stringify({ ...m, body: { ...body, grants: [{ ...body.grants[0]!, grantId: 'x' }] } }).replace('"x"', '"\\ud800"');
+    expect(codeOf(bytes(text))).toBe('malformed');
   });
 
   it('never throws, whatever the bytes', () => {
