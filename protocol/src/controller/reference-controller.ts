@@ -73,7 +73,7 @@ export interface ControllerEvents {
   applied: [version: number];
   expired: [grantIds: string[]];
   event: [body: EvtBody];
-  acked: [seq: number];
+  acked: [boot: string, seq: number];
   rejected: [code: RejectCode | ReplyCode, detail: string];
   error: [err: Error];
 }
@@ -231,11 +231,16 @@ export class ReferenceController extends EventEmitter<ControllerEvents> {
 
   /** A tag held to the reader of `door`. Decides locally, unlocks if granted, reports it. */
   presentTag(door: string, uid: string): AccessDecision {
-    return this.#present(door, { kind: 'tag', uid: uid.toUpperCase() });
+    const normal = uid.toUpperCase();
+    // A reader yields whole bytes of hex; anything else is a broken reader, not a credential.
+    if (!/^(?:[0-9A-F]{2}){2,16}$/.test(normal)) throw new RangeError(`tag uid must be 2–16 bytes of hex, got ${JSON.stringify(uid)}`);
+    this.#door(door);
+    return this.#present(door, { kind: 'tag', uid: normal });
   }
 
   /** A PIN typed on the keypad of `door`. Five wrong PINs in a minute lock the keypad for a minute. */
   enterPin(door: string, pin: string): AccessDecision {
+    this.#door(door);
     const now = this.#now();
     const recent = (this.#pinFailures.get(door) ?? []).filter((t) => now - t < PIN_LOCKOUT_MS);
     if (recent.length >= PIN_FAILURES_BEFORE_LOCKOUT) {
@@ -281,8 +286,7 @@ export class ReferenceController extends EventEmitter<ControllerEvents> {
     const seen = credential.kind === 'tag' ? { kind: 'tag' as const, uid: credential.uid } : { kind: 'pin' as const };
     this.#emitEvent({ kind: 'access', door, credential: seen, ...decision, at: now });
     // The decision is reported before the lock moves, so the trail reads cause → effect.
-    const d = this.#doors.get(door);
-    if (decision.result === 'granted' && d) this.#unlock(d, d.unlockMs, 'credential');
+    if (decision.result === 'granted') this.#unlock(this.#door(door), this.#door(door).unlockMs, 'credential');
     return decision;
   }
 
@@ -320,8 +324,14 @@ export class ReferenceController extends EventEmitter<ControllerEvents> {
       void this.#onConnect(client, generation);
     });
     client.on('message', (topic, payload) => this.#onMessage(topic, payload));
+    // One warning per outage, not one per reconnect attempt (a fleet of 1,000 would flood the log).
+    let quiet = false;
+    client.on('connect', () => {
+      quiet = false;
+    });
     client.on('error', (err) => {
-      this.#log.warn('mqtt error', { err: err.message });
+      (quiet ? this.#log.debug : this.#log.warn)('mqtt error', { ctrl: this.id, err: err.message });
+      quiet = true;
     });
   }
 
@@ -358,7 +368,8 @@ export class ReferenceController extends EventEmitter<ControllerEvents> {
         if (i >= 0) {
           this.#state.backlog.splice(i, 1);
           this.#save();
-          this.emit('acked', (JSON.parse(payload) as { seq: number }).seq);
+          const { boot, seq } = JSON.parse(payload) as { boot: string; seq: number };
+          this.emit('acked', boot, seq);
         }
       });
     }

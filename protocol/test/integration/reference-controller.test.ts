@@ -127,7 +127,7 @@ describe.each([
     const bigger = grantBody(99, { doors: ['street', 'stair-a', 'floor-3'] });
     const cases: [string, () => Promise<string | undefined>][] = [
       ['malformed', async () => (await gw.publishRaw('sync', '{"v":1,"type":'), undefined)],
-      ['malformed', async () => (await gw.publishRaw('cmd', goodPayload.replace('"inc-1"', '"\\ud800"')), good.id)],
+      ['malformed', async () => (await gw.publishRaw('sync', goodPayload.replace('"inc-1"', '"\\ud800"')), good.id)],
       ['too-large', async () => (await gw.publishRaw('sync', Buffer.alloc(MAX_PAYLOAD_BYTES.sync + 10, 0x20)), undefined)],
       ['unsupported-version', async () => (await gw.publishRaw('sync', JSON.stringify({ ...good, v: 2 })), good.id)],
       ['unknown-type', async () => (await gw.send('ctrl.ping', {}, { topic: 'sync' })).message.id],

@@ -1,0 +1,202 @@
+// `npm start` (node gateway/dist/main.js) as a real process: a taken port fails with advice and no
+// stack trace; a free port runs the embedded broker and the demo fleet until SIGTERM; SP_MQTT_URL
+// uses another broker; bad configuration lists every problem. Each process is ended by its PID.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Aedes } from 'aedes';
+import { connectMqtt } from '@smart-passage/protocol/controller';
+import type { MqttClient } from 'mqtt';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+
+const MAIN = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
+/** A line of a JS stack trace: `    at fn (file.js:12:34)`. */
+const STACK_LINE = /^\s+at .+:\d+:\d+\)?$/m;
+
+interface Proc {
+  child: ChildProcess;
+  pid: number;
+  out: () => string;
+  err: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+const procs = new Set<Proc>();
+let tmp: string;
+
+/** Start main with only the SP_ settings given (none inherited from the test's environment). */
+function startMain(settings: Record<string, string>): Proc {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('SP_')) env[k] = v;
+  const child = spawn(process.execPath, [MAIN], { env: { ...env, ...settings }, cwd: tmp, stdio: ['ignore', 'pipe', 'pipe'] });
+  if (child.pid === undefined) throw new Error('could not spawn main');
+  let out = '';
+  let err = '';
+  child.stdout?.on('data', (c: Buffer) => (out += c.toString('utf8')));
+  child.stderr?.on('data', (c: Buffer) => (err += c.toString('utf8')));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  const p: Proc = { child, pid: child.pid, out: () => out, err: () => err, exited };
+  procs.add(p);
+  void exited.then(() => procs.delete(p));
+  return p;
+}
+
+async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)));
+  try {
+    return await Promise.race([p, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function until<T>(probe: () => T | undefined, ms: number, what: string): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** Retained controller states on a broker: id → {online, retain}. */
+async function watchStates(url: string): Promise<{ client: MqttClient; states: Map<string, { online: boolean; retain: boolean }> }> {
+  const states = new Map<string, { online: boolean; retain: boolean }>();
+  const client = connectMqtt({ url, clientId: `start-test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`, reconnectPeriod: 0 });
+  client.on('message', (topic, payload, packet) => {
+    const id = topic.split('/')[3];
+    if (id === undefined || payload.length === 0) return;
+    const m = JSON.parse(payload.toString('utf8')) as { body: { online: boolean } };
+    states.set(id, { online: m.body.online, retain: packet.retain });
+  });
+  client.on('error', () => undefined);
+  await client.subscribeAsync('sp/v1/c/+/state', { qos: 1 });
+  return { client, states };
+}
+
+/** Signal a process we started, by PID; it may have exited already. */
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // gone
+  }
+}
+
+beforeAll(() => {
+  tmp = mkdtempSync(join(tmpdir(), 'sp-start-'));
+});
+afterEach(async () => {
+  // End what this file started, by PID: SIGTERM, then SIGKILL after a grace period.
+  await Promise.all(
+    [...procs].map(async (p) => {
+      signal(p.pid, 'SIGTERM');
+      const timer = setTimeout(() => signal(p.pid, 'SIGKILL'), 3_000);
+      await p.exited;
+      clearTimeout(timer);
+    }),
+  );
+});
+afterAll(() => {
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('npm start (gateway/dist/main.js)', () => {
+  it('fails clearly when the MQTT port is taken: names the port and both ways out, exit 1, no stack trace', async () => {
+    const blocker = net.createServer();
+    await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+    const port = (blocker.address() as net.AddressInfo).port;
+    try {
+      const p = startMain({ SP_MQTT_PORT: String(port), SP_DATA_DIR: join(tmp, 'taken') });
+      const exit = await within(p.exited, 5_000, 'exit');
+      const all = p.out() + p.err();
+      expect(exit, all).toEqual({ code: 1, signal: null });
+      expect(all).toContain(`port ${port} on 127.0.0.1 is already in use`);
+      expect(all).toContain(`SP_MQTT_PORT=${port + 1} npm start`);
+      expect(all).toContain(`SP_MQTT_URL=mqtt://127.0.0.1:${port} npm start`);
+      expect(all).not.toMatch(STACK_LINE);
+    } finally {
+      await new Promise<void>((resolve) => blocker.close(() => resolve()));
+    }
+  });
+
+  it('lists every configuration problem and exits 1', async () => {
+    const p = startMain({ SP_MQTT_PORT: 'abc', SP_DEMO_CONTROLLERS: '-1', SP_DATA_DIR: join(tmp, 'bad') });
+    const exit = await within(p.exited, 5_000, 'exit');
+    expect(exit).toEqual({ code: 1, signal: null });
+    expect(p.err()).toContain('invalid configuration');
+    expect(p.err()).toContain("SP_MQTT_PORT must be a whole number from 0 to 65535, got 'abc'");
+    expect(p.err()).toContain('SP_DEMO_CONTROLLERS must be from 0 to 10000, got -1');
+    expect(p.out() + p.err()).not.toMatch(STACK_LINE);
+  });
+
+  it('fails at once, with advice, when SP_MQTT_URL names a broker that does not answer', async () => {
+    const closed = net.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as net.AddressInfo).port;
+    await new Promise<void>((resolve) => closed.close(() => resolve()));
+    const p = startMain({ SP_MQTT_URL: `mqtt://127.0.0.1:${port}`, SP_DATA_DIR: join(tmp, 'nobroker') });
+    expect(await within(p.exited, 8_000, 'exit')).toEqual({ code: 1, signal: null });
+    expect(p.err()).toContain(`no MQTT broker answers at SP_MQTT_URL=mqtt://127.0.0.1:${port}`);
+    expect(p.out() + p.err()).not.toMatch(STACK_LINE);
+  });
+
+  it('runs the embedded broker and the demo fleet until SIGTERM, then exits 0', async () => {
+    const dataDir = join(tmp, 'data');
+    // Port 0: the OS picks a free one, and the banner says which.
+    const p = startMain({ SP_MQTT_PORT: '0', SP_DATA_DIR: dataDir });
+    const url = await until(() => /embedded aedes on (mqtt:\/\/127\.0\.0\.1:\d+)/.exec(p.out())?.[1], 15_000, `banner\n${p.err()}`);
+    expect(p.out()).toContain('15 reference controllers × 3 doors (sim-0001 … sim-0015)');
+    expect(p.out()).toContain(`npm run conformance -- --fleet `);
+    expect(p.out()).toContain(`--url ${url}`);
+    const fleetFile = join(dataDir, 'sim', 'fleet.json');
+    expect(statSync(fleetFile).mode & 0o777).toBe(0o600);
+
+    const { client, states } = await watchStates(url);
+    try {
+      await until(() => (states.size === 15 ? true : undefined), 5_000, 'births');
+      expect([...states.keys()].sort()).toEqual(Array.from({ length: 15 }, (_, i) => `sim-${String(i + 1).padStart(4, '0')}`));
+      // Births are retained (DESIGN §5.3): a client arriving later still sees who is online.
+      expect([...states.values()].every((s) => s.online && s.retain)).toBe(true);
+    } finally {
+      await client.endAsync();
+    }
+
+    process.kill(p.pid, 'SIGTERM');
+    const exit = await within(p.exited, 10_000, 'exit after SIGTERM');
+    expect(exit, p.err()).toEqual({ code: 0, signal: null });
+    expect(p.out()).toMatch(/^final: online 15\/15 · /m);
+    expect(p.err()).toContain('embedded MQTT broker stopped');
+  });
+
+  it('uses the broker named by SP_MQTT_URL instead of starting one; controllers say goodbye on SIGTERM', async () => {
+    const aedes = await Aedes.createBroker();
+    const server = net.createServer({ noDelay: true }, (socket) => aedes.handle(socket));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `mqtt://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+    const { client, states } = await watchStates(url);
+    try {
+      const p = startMain({ SP_MQTT_URL: url, SP_MQTT_PORT: '1', SP_DEMO_CONTROLLERS: '3', SP_DATA_DIR: join(tmp, 'ext') });
+      await until(() => (p.out().includes('Ctrl-C stops everything') ? true : undefined), 15_000, `banner\n${p.err()}`);
+      expect(p.out()).toContain(`MQTT broker  ${url} (SP_MQTT_URL; no embedded broker)`);
+      expect(p.out()).toContain('note: SP_MQTT_PORT is ignored');
+      await until(() => (states.size === 3 && [...states.values()].every((s) => s.online) ? true : undefined), 5_000, 'births');
+
+      process.kill(p.pid, 'SIGTERM');
+      expect(await within(p.exited, 10_000, 'exit after SIGTERM')).toEqual({ code: 0, signal: null });
+      // A graceful stop publishes each controller's retained offline state (§5.3).
+      await until(() => ([...states.values()].every((s) => !s.online) ? true : undefined), 5_000, 'offline states');
+    } finally {
+      await client.endAsync();
+      await new Promise<void>((resolve) => aedes.close(() => resolve()));
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+});
