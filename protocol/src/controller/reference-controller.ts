@@ -330,7 +330,9 @@ export class ReferenceController extends EventEmitter<ControllerEvents> {
       quiet = false;
     });
     client.on('error', (err) => {
-      (quiet ? this.#log.debug : this.#log.warn)('mqtt error', { ctrl: this.id, err: err.message });
+      const fields = { ctrl: this.id, err: err.message };
+      if (quiet) this.#log.debug('mqtt error', fields);
+      else this.#log.warn('mqtt error', fields);
       quiet = true;
     });
   }

@@ -107,7 +107,9 @@ function readJson(path: string, problems: string[]): unknown {
     return JSON.parse(readFileSync(path, 'utf8')) as unknown;
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    problems.push(`${path}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
+    // Never e.message for a parse error: Node quotes the text around the fault, which here is key material.
+    const why = e.code === 'ENOENT' ? 'no such file' : err instanceof SyntaxError ? 'not valid JSON' : (e.code ?? 'unreadable');
+    problems.push(`${path}: ${why}`);
     return undefined;
   }
 }
