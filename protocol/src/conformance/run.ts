@@ -278,12 +278,14 @@ export class Run {
 
   /** P-19, and the controller's clock offset from its reply's iat. */
   async #ping(): Promise<void> {
-    const sentAt = Date.now();
+    let sentAt = Date.now();
     let { sent, reply } = await this.#s.request('ctrl.ping', {}, this.#timeout);
     if (!reply && this.#rejectedFor(sent.mark, sent.message.id, 'replay')?.code === 'replay') {
       // A retained birth can be old: a gateway may have sent it messages since. Jump past them.
       this.#notes.push('The first ping was rejected as a replay: the retained birth was older than the controller\'s seq. The run continued 10,000 seqs higher.');
       this.#s.raiseCounters(sent.message.seq + 10_000, 0);
+      // The skew below is measured on the ping that was answered, not the one that timed out.
+      sentAt = Date.now();
       ({ sent, reply } = await this.#s.request('ctrl.ping', {}, this.#timeout));
     }
     if (reply) this.#cmdServed = true;
