@@ -53,17 +53,20 @@ export function parseOptions(argv: readonly string[], spec: OptionSpec): ParsedO
   return { values, problems };
 }
 
-/** An integer option within bounds, or a problem. */
-export function intOption(
+type Bounds = { min: number; max: number; fallback: number };
+
+/** A numeric option within bounds, or a problem; `parse` says what counts as a number here. */
+function boundedOption(
   values: Record<string, string | true>,
   name: string,
-  { min, max, fallback }: { min: number; max: number; fallback: number },
+  { min, max, fallback }: Bounds,
   problems: string[],
+  parse: { ok: (raw: string) => boolean; what: string },
 ): number {
   const raw = values[name];
   if (raw === undefined || raw === true) return fallback;
-  if (!/^-?\d+$/.test(raw.trim()) || !Number.isSafeInteger(Number(raw))) {
-    problems.push(`--${name} must be a whole number, got '${raw}'`);
+  if (!parse.ok(raw)) {
+    problems.push(`--${name} must be ${parse.what}, got '${raw}'`);
     return fallback;
   }
   const n = Number(raw);
@@ -74,25 +77,17 @@ export function intOption(
   return n;
 }
 
-/** A non-negative decimal option within bounds, or a problem. */
-export function numberOption(
-  values: Record<string, string | true>,
-  name: string,
-  { min, max, fallback }: { min: number; max: number; fallback: number },
-  problems: string[],
-): number {
-  const raw = values[name];
-  if (raw === undefined || raw === true) return fallback;
-  const n = Number(raw);
-  if (raw.trim() === '' || !Number.isFinite(n)) {
-    problems.push(`--${name} must be a number, got '${raw}'`);
-    return fallback;
-  }
-  if (n < min || n > max) {
-    problems.push(`--${name} must be between ${min} and ${max}, got ${n}`);
-    return fallback;
-  }
-  return n;
+/** An integer option within bounds, or a problem. */
+export function intOption(values: Record<string, string | true>, name: string, bounds: Bounds, problems: string[]): number {
+  return boundedOption(values, name, bounds, problems, {
+    ok: (raw) => /^-?\d+$/.test(raw.trim()) && Number.isSafeInteger(Number(raw)),
+    what: 'a whole number',
+  });
+}
+
+/** A decimal option within bounds, or a problem. */
+export function numberOption(values: Record<string, string | true>, name: string, bounds: Bounds, problems: string[]): number {
+  return boundedOption(values, name, bounds, problems, { ok: (raw) => raw.trim() !== '' && Number.isFinite(Number(raw)), what: 'a number' });
 }
 
 /** A string option's text (undefined when absent). */

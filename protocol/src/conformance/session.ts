@@ -12,6 +12,7 @@ import { buildMessage, openMessage, signingBytes } from '../envelope.js';
 import { publicKeyFromRaw, trustedKeys, type SigningKey, type TrustedKeys } from '../keys.js';
 import { silentLogger, type Logger } from '../log.js';
 import { connectMqtt } from '../mqtt/connect.js';
+import type { ConformanceOptions } from './options.js';
 import type { BodyOf, EvtBody, GatewayCommandType, Message, ReplyBody } from '../schemas.js';
 import { controllerTopic, MAX_COMMAND_TTL_MS, MAX_PAYLOAD_BYTES, parseControllerTopic, TOPIC_ROOT, TYPES_BY_TOPIC } from '../topics.js';
 
@@ -23,18 +24,12 @@ export class ConformanceSetupError extends Error {
   }
 }
 
-export interface SessionOptions {
-  url: string;
-  username?: string;
-  password?: string;
-  controllerId: string;
-  controllerKid: string;
-  /** base64url of the controller's raw Ed25519 public key. */
-  controllerPublicKey: string;
+/** What a session needs: where the controller is and who it is (as the suite was given), and the gateway key as an object. */
+export type SessionOptions = Pick<ConformanceOptions, 'url' | 'username' | 'password' | 'controllerId' | 'controllerKid' | 'controllerPublicKey'> & {
   /** A key the controller trusts, with the kid it knows it by. */
   gatewayKey: SigningKey;
   log?: Logger;
-}
+};
 
 /** Topic leaves the controller publishes on, and the ones the gateway publishes on. */
 export type InLeaf = 'state' | 'reply' | 'evt';
