@@ -1,21 +1,14 @@
 /**
- * The error the auth building blocks throw. Small on purpose: the HTTP layer's general AppError
- * will absorb it (same fields), and its one error middleware maps `status`/`code` to
- * `{error:{code, message}}` (DESIGN §6) and `retryAfter` to a `Retry-After` header.
+ * The error the auth building blocks throw: an AppError (one error middleware maps it to
+ * `{error:{code, message}}`, DESIGN §6, and `retryAfter` to a `Retry-After` header), kept as its
+ * own class so callers and tests can tell auth failures apart.
  */
-import { API_ERROR_CODES, type ApiErrorCode } from '@smart-passage/protocol';
+import type { ApiErrorCode } from '@smart-passage/protocol';
+import { AppError } from '../../errors.js';
 
-export class AuthError extends Error {
-  readonly status: number;
-
-  constructor(
-    readonly code: ApiErrorCode,
-    message: string,
-    /** Seconds until a retry can succeed (`rate-limited`). */
-    readonly retryAfter?: number,
-  ) {
-    super(message);
+export class AuthError extends AppError {
+  constructor(code: ApiErrorCode, message: string, retryAfter?: number) {
+    super(code, message, retryAfter === undefined ? {} : { retryAfter });
     this.name = 'AuthError';
-    this.status = API_ERROR_CODES[code];
   }
 }
