@@ -15,7 +15,7 @@ export default defineConfig({
       {
         test: {
           name: 'integration',
-          include: ['protocol/test/integration/**/*.test.ts', 'gateway/test/integration/**/*.test.ts'],
+          include: ['protocol/test/integration/**/*.test.ts', 'gateway/test/integration/**/*.test.ts', 'gateway/test/store/**/*.test.ts'],
           environment: 'node',
           testTimeout: 30_000,
           hookTimeout: 30_000,

@@ -1,0 +1,436 @@
+/**
+ * The embedded store: one SQLite file (better-sqlite3) for a single-machine gateway (DESIGN §2:
+ * no SP_REDIS_URL → an embedded, durable store). better-sqlite3 is synchronous, so every method
+ * runs to completion before it returns and is atomic within this process; writes that read first
+ * run in IMMEDIATE transactions so a second process on the same file cannot interleave either.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import { classifyEventSeq, nextSeq, type EventSeqState } from '@smart-passage/protocol';
+import {
+  INDEXES,
+  StoreConflictError,
+  StoreUnavailableError,
+  UNIQUE,
+  type CollectionName,
+  type Collections,
+  type EventSeqVerdict,
+  type ListOptions,
+  type RefreshTokenRecord,
+  type StorePort,
+} from './port.js';
+
+export interface EmbeddedStoreOptions {
+  /** The database file (`<dataDir>/store.sqlite`), or ':memory:' for tests. */
+  path: string;
+}
+
+/** Bumped when the schema changes; `migrate()` brings an older file forward. */
+const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS docs (
+  collection TEXT NOT NULL, id TEXT NOT NULL, json TEXT NOT NULL,
+  PRIMARY KEY (collection, id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS doc_index (
+  collection TEXT NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL, id TEXT NOT NULL,
+  PRIMARY KEY (collection, field, value, id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS doc_index_by_id ON doc_index (collection, id);
+CREATE TABLE IF NOT EXISTS doc_unique (
+  collection TEXT NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL, id TEXT NOT NULL,
+  PRIMARY KEY (collection, field, value)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS doc_unique_by_id ON doc_unique (collection, id);
+CREATE TABLE IF NOT EXISTS counters (
+  ctrl TEXT NOT NULL, name TEXT NOT NULL, value INTEGER NOT NULL,
+  PRIMARY KEY (ctrl, name)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS event_seq (
+  ctrl TEXT NOT NULL, boot TEXT NOT NULL, state TEXT NOT NULL,
+  PRIMARY KEY (ctrl, boot)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS schedule (key TEXT PRIMARY KEY NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS schedule_by_at ON schedule (at, key);
+CREATE TABLE IF NOT EXISTS leases (
+  name TEXT PRIMARY KEY NOT NULL, owner TEXT NOT NULL, until INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS refresh_tokens (
+  id TEXT PRIMARY KEY NOT NULL, json TEXT NOT NULL, expires_at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS refresh_tokens_by_expiry ON refresh_tokens (expires_at);
+CREATE TABLE IF NOT EXISTS revoked_families (family TEXT PRIMARY KEY NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS revoked_jtis (jti TEXT PRIMARY KEY NOT NULL, until INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS revoked_jtis_by_until ON revoked_jtis (until);
+CREATE TABLE IF NOT EXISTS rate_hits (key TEXT NOT NULL, at INTEGER NOT NULL, expires INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS rate_hits_by_key ON rate_hits (key, at);
+CREATE INDEX IF NOT EXISTS rate_hits_by_expiry ON rate_hits (expires);
+`;
+
+type Doc = { id: string } & Record<string, unknown>;
+
+/** The values a document holds in `field`: one per element for an array field (port INDEXES). */
+function fieldValues(doc: Doc, field: string): string[] {
+  const v = doc[field];
+  if (typeof v === 'string') return [v];
+  if (Array.isArray(v)) return [...new Set(v.filter((e): e is string => typeof e === 'string'))];
+  return [];
+}
+
+/** Default 100, at most 1000 (port ListOptions). */
+function listLimit(limit: number | undefined): number {
+  return Math.min(Math.floor(limit ?? 100), 1000);
+}
+
+function checkDoc(c: CollectionName, doc: { id: unknown }): asserts doc is Doc {
+  if (typeof doc.id !== 'string' || doc.id === '') throw new Error(`${c}: a document needs a non-empty string id`);
+}
+
+/** SQLite result codes that mean the file cannot serve now (locked, disk full, I/O), not a bug. */
+const UNAVAILABLE_CODE = /^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|READONLY|PROTOCOL|NOMEM)/;
+
+/** Translate at the boundary (STYLE): such failures become StoreUnavailableError (503, DESIGN §10). */
+function storeError(err: unknown): Error {
+  if (err instanceof Error && err.name === 'SqliteError' && UNAVAILABLE_CODE.test(String((err as Error & { code?: unknown }).code))) {
+    return new StoreUnavailableError(err);
+  }
+  return err instanceof Error ? err : new Error(String(err));
+}
+
+export class EmbeddedStore implements StorePort {
+  #db: Database.Database | undefined;
+
+  constructor(private readonly options: EmbeddedStoreOptions) {}
+
+  start(): Promise<void> {
+    if (this.#db) return Promise.resolve();
+    let db: Database.Database | undefined;
+    try {
+      if (this.options.path !== ':memory:') mkdirSync(dirname(this.options.path), { recursive: true });
+      db = new Database(this.options.path);
+      // DESIGN §10 "no grant lost": WAL for concurrent readers, FULL so a committed write
+      // survives a power cut, not only a process crash.
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      db.pragma('busy_timeout = 5000');
+      this.#migrate(db);
+      this.#db = db;
+      return Promise.resolve();
+    } catch (err) {
+      db?.close();
+      return Promise.reject(storeError(err));
+    }
+  }
+
+  stop(): Promise<void> {
+    this.#stmts.clear();
+    this.#db?.close();
+    this.#db = undefined;
+    return Promise.resolve();
+  }
+
+  ping(): Promise<void> {
+    return this.#run(() => {
+      this.#sql('SELECT 1').get();
+    });
+  }
+
+  #migrate(db: Database.Database): void {
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version > SCHEMA_VERSION) throw new Error(`store.sqlite has schema ${version}, newer than this gateway (${SCHEMA_VERSION})`);
+    db.transaction(() => {
+      db.exec(SCHEMA);
+      db.pragma(`user_version = ${SCHEMA_VERSION}`);
+    }).immediate();
+  }
+
+  /** Prepared statements, kept per connection: the hot paths (events, hits) run thousands a second (DESIGN §12). */
+  #stmts = new Map<string, Database.Statement>();
+
+  #sql(sql: string): Database.Statement {
+    let stmt = this.#stmts.get(sql);
+    if (!stmt) {
+      stmt = this.#open().prepare(sql);
+      this.#stmts.set(sql, stmt);
+    }
+    return stmt;
+  }
+
+  #open(): Database.Database {
+    if (!this.#db) throw new StoreUnavailableError('embedded store is not started');
+    return this.#db;
+  }
+
+  /** Run synchronous work and hand back a promise; errors reject (never throw synchronously). */
+  #run<T>(work: () => T): Promise<T> {
+    try {
+      return Promise.resolve(work());
+    } catch (err) {
+      return Promise.reject(storeError(err));
+    }
+  }
+
+  // ── Documents ─────────────────────────────────────────────────────────────────────────────
+
+  #read<K extends CollectionName>(c: K, id: string): Collections[K] | undefined {
+    const row = this.#sql('SELECT json FROM docs WHERE collection = ? AND id = ?').get(c, id) as { json: string } | undefined;
+    return row ? (JSON.parse(row.json) as Collections[K]) : undefined;
+  }
+
+  /**
+   * Write (or with `doc` undefined, remove) one document with its index and unique rows. Call
+   * inside a transaction: the unique check and the writes must see the same state.
+   */
+  #write(c: CollectionName, id: string, doc: Doc | undefined): void {
+    if (doc) {
+      for (const field of UNIQUE[c] ?? []) {
+        for (const value of fieldValues(doc, field)) {
+          const holder = this.#sql('SELECT id FROM doc_unique WHERE collection = ? AND field = ? AND value = ?').get(c, field, value) as
+            | { id: string }
+            | undefined;
+          if (holder && holder.id !== id) throw new StoreConflictError(c, field);
+        }
+      }
+    }
+    this.#sql('DELETE FROM doc_index WHERE collection = ? AND id = ?').run(c, id);
+    this.#sql('DELETE FROM doc_unique WHERE collection = ? AND id = ?').run(c, id);
+    if (!doc) {
+      this.#sql('DELETE FROM docs WHERE collection = ? AND id = ?').run(c, id);
+      return;
+    }
+    this.#sql('INSERT INTO docs (collection, id, json) VALUES (?, ?, ?) ON CONFLICT (collection, id) DO UPDATE SET json = excluded.json').run(
+      c,
+      id,
+      JSON.stringify(doc),
+    );
+    const addIndex = this.#sql('INSERT INTO doc_index (collection, field, value, id) VALUES (?, ?, ?, ?)');
+    for (const field of INDEXES[c]) for (const value of fieldValues(doc, field)) addIndex.run(c, field, value, id);
+    const addUnique = this.#sql('INSERT INTO doc_unique (collection, field, value, id) VALUES (?, ?, ?, ?)');
+    for (const field of UNIQUE[c] ?? []) for (const value of fieldValues(doc, field)) addUnique.run(c, field, value, id);
+  }
+
+  get<K extends CollectionName>(c: K, id: string): Promise<Collections[K] | undefined> {
+    return this.#run(() => this.#read(c, id));
+  }
+
+  list<K extends CollectionName>(c: K, o: ListOptions<K> = {}): Promise<Collections[K][]> {
+    return this.#run(() => {
+      const limit = listLimit(o.limit);
+      if (limit <= 0) return [];
+      const after = o.after ?? '';
+      let rows: { json: string }[];
+      if (o.where) {
+        if (!(INDEXES[c] as readonly string[]).includes(o.where.field)) throw new Error(`${c} has no index on ${o.where.field}`);
+        rows = this.#sql(
+          `SELECT d.json FROM doc_index i JOIN docs d ON d.collection = i.collection AND d.id = i.id
+           WHERE i.collection = ? AND i.field = ? AND i.value = ? AND i.id > ? ORDER BY i.id LIMIT ?`,
+        ).all(c, o.where.field, o.where.value, after, limit) as { json: string }[];
+      } else {
+        rows = this.#sql('SELECT json FROM docs WHERE collection = ? AND id > ? ORDER BY id LIMIT ?').all(c, after, limit) as { json: string }[];
+      }
+      return rows.map((r) => JSON.parse(r.json) as Collections[K]);
+    });
+  }
+
+  insert<K extends CollectionName>(c: K, doc: Collections[K]): Promise<void> {
+    return this.#run(() => {
+      checkDoc(c, doc);
+      this.#open()
+        .transaction(() => {
+          if (this.#read(c, doc.id)) throw new StoreConflictError(c, 'id');
+          this.#write(c, doc.id, doc);
+        })
+        .immediate();
+    });
+  }
+
+  update<K extends CollectionName>(c: K, id: string, mutate: (cur: Collections[K]) => Collections[K] | undefined): Promise<Collections[K] | undefined> {
+    return this.#run(() =>
+      this.#open()
+        .transaction((): Collections[K] | undefined => {
+          const cur = this.#read(c, id);
+          if (!cur) return undefined;
+          const next = mutate(cur);
+          if (next === undefined) return this.#read(c, id);
+          checkDoc(c, next);
+          if (next.id !== id) throw new Error(`${c}: update may not change a document's id`);
+          this.#write(c, id, next);
+          return JSON.parse(JSON.stringify(next)) as Collections[K];
+        })
+        .immediate(),
+    );
+  }
+
+  put<K extends CollectionName>(c: K, doc: Collections[K]): Promise<void> {
+    return this.#run(() => {
+      checkDoc(c, doc);
+      this.#open()
+        .transaction(() => this.#write(c, doc.id, doc))
+        .immediate();
+    });
+  }
+
+  delete<K extends CollectionName>(c: K, id: string): Promise<boolean> {
+    return this.#run(() =>
+      this.#open()
+        .transaction(() => {
+          if (!this.#read(c, id)) return false;
+          this.#write(c, id, undefined);
+          return true;
+        })
+        .immediate(),
+    );
+  }
+
+  // ── Counters (PROTOCOL §4.4, §5.8) ────────────────────────────────────────────────────────
+
+  #bump(ctrl: string, name: 'seq' | 'desired', atLeast: number | undefined): number {
+    // One statement, so atomic on its own: max(stored, atLeast) + 1 (protocol nextSeq).
+    const row = this.#sql(
+      `INSERT INTO counters (ctrl, name, value) VALUES (@ctrl, @name, @first)
+       ON CONFLICT (ctrl, name) DO UPDATE SET value = max(value, @atLeast) + 1 RETURNING value`,
+    ).get({ ctrl, name, first: nextSeq(0, atLeast), atLeast: atLeast ?? 0 }) as { value: number };
+    return row.value;
+  }
+
+  nextSeq(ctrl: string, atLeast?: number): Promise<number> {
+    return this.#run(() => this.#bump(ctrl, 'seq', atLeast));
+  }
+
+  bumpDesiredVersion(ctrl: string, atLeast?: number): Promise<number> {
+    return this.#run(() => this.#bump(ctrl, 'desired', atLeast));
+  }
+
+  desiredVersion(ctrl: string): Promise<number> {
+    return this.#run(() => {
+      const row = this.#sql("SELECT value FROM counters WHERE ctrl = ? AND name = 'desired'").get(ctrl) as { value: number } | undefined;
+      return row?.value ?? 0;
+    });
+  }
+
+  // ── Event dedupe (PROTOCOL §7.8, DESIGN §8) ───────────────────────────────────────────────
+
+  classifyEvent(ctrl: string, boot: string, seq: number): Promise<EventSeqVerdict> {
+    return this.#run(() => {
+      const db = this.#open();
+      return db
+        .transaction((): EventSeqVerdict => {
+          const row = this.#sql('SELECT state FROM event_seq WHERE ctrl = ? AND boot = ?').get(ctrl, boot) as { state: string } | undefined;
+          const r = classifyEventSeq(row ? (JSON.parse(row.state) as EventSeqState) : undefined, seq);
+          if (r.kind === 'duplicate') return { kind: 'duplicate' };
+          this.#sql('INSERT INTO event_seq (ctrl, boot, state) VALUES (?, ?, ?) ON CONFLICT (ctrl, boot) DO UPDATE SET state = excluded.state').run(
+            ctrl,
+            boot,
+            JSON.stringify(r.state),
+          );
+          return r.kind === 'new' ? { kind: 'new', missing: r.missing } : { kind: 'late' };
+        })
+        .immediate();
+    });
+  }
+
+  // ── Scheduler and leases (DESIGN §4, §11) ─────────────────────────────────────────────────
+
+  scheduleAt(key: string, at: number): Promise<void> {
+    return this.#run(() => {
+      this.#sql('INSERT INTO schedule (key, at) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET at = excluded.at').run(key, at);
+    });
+  }
+
+  unschedule(key: string): Promise<void> {
+    return this.#run(() => {
+      this.#sql('DELETE FROM schedule WHERE key = ?').run(key);
+    });
+  }
+
+  due(now: number, limit: number): Promise<{ key: string; at: number }[]> {
+    return this.#run(() => {
+      if (limit <= 0) return [];
+      return this.#sql('SELECT key, at FROM schedule WHERE at <= ? ORDER BY at, key LIMIT ?').all(now, Math.floor(limit)) as {
+        key: string;
+        at: number;
+      }[];
+    });
+  }
+
+  acquireLease(name: string, owner: string, ttlMs: number): Promise<boolean> {
+    return this.#run(() => {
+      const now = Date.now();
+      // A free, expired or own lease is (re)taken in one statement; someone else's live lease is not.
+      const r = this.#sql(
+        `INSERT INTO leases (name, owner, until) VALUES (@name, @owner, @until)
+         ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, until = excluded.until
+         WHERE leases.owner = excluded.owner OR leases.until <= @now`,
+      ).run({ name, owner, until: now + ttlMs, now });
+      return r.changes === 1;
+    });
+  }
+
+  releaseLease(name: string, owner: string): Promise<void> {
+    return this.#run(() => {
+      this.#sql('DELETE FROM leases WHERE name = ? AND owner = ?').run(name, owner);
+    });
+  }
+
+  // ── Sessions (DESIGN §7) ──────────────────────────────────────────────────────────────────
+
+  saveRefreshToken(r: RefreshTokenRecord): Promise<void> {
+    return this.#run(() => {
+      const db = this.#open();
+      db.transaction(() => {
+        this.#sql('DELETE FROM refresh_tokens WHERE expires_at <= ?').run(Date.now());
+        this.#sql(
+          'INSERT INTO refresh_tokens (id, json, expires_at) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET json = excluded.json, expires_at = excluded.expires_at',
+        ).run(r.id, JSON.stringify(r), r.expiresAt);
+      })();
+    });
+  }
+
+  consumeRefreshToken(id: string): Promise<RefreshTokenRecord | undefined> {
+    return this.#run(() => {
+      // DELETE … RETURNING takes the row in one statement: only the first caller gets it.
+      const row = this.#sql('DELETE FROM refresh_tokens WHERE id = ? RETURNING json, expires_at').get(id) as
+        | { json: string; expires_at: number }
+        | undefined;
+      // An expired token counts as gone, as it is in Redis (where it expires with its key).
+      if (!row || row.expires_at <= Date.now()) return undefined;
+      return JSON.parse(row.json) as RefreshTokenRecord;
+    });
+  }
+
+  revokeRefreshFamily(family: string): Promise<void> {
+    return this.#run(() => {
+      this.#sql('INSERT INTO revoked_families (family, at) VALUES (?, ?) ON CONFLICT (family) DO NOTHING').run(family, Date.now());
+    });
+  }
+
+  isRefreshFamilyRevoked(family: string): Promise<boolean> {
+    return this.#run(() => this.#sql('SELECT 1 FROM revoked_families WHERE family = ?').get(family) !== undefined);
+  }
+
+  revokeAccessToken(jti: string, until: number): Promise<void> {
+    return this.#run(() => {
+      const db = this.#open();
+      db.transaction(() => {
+        this.#sql('DELETE FROM revoked_jtis WHERE until <= ?').run(Date.now());
+        this.#sql('INSERT INTO revoked_jtis (jti, until) VALUES (?, ?) ON CONFLICT (jti) DO UPDATE SET until = max(until, excluded.until)').run(jti, until);
+      })();
+    });
+  }
+
+  isAccessTokenRevoked(jti: string): Promise<boolean> {
+    return this.#run(() => this.#sql('SELECT 1 FROM revoked_jtis WHERE jti = ? AND until > ?').get(jti, Date.now()) !== undefined);
+  }
+
+  // ── Rate limits ───────────────────────────────────────────────────────────────────────────
+
+  hit(key: string, windowMs: number, now: number): Promise<number> {
+    return this.#run(() => {
+      const db = this.#open();
+      return db
+        .transaction(() => {
+          // Purge every key's stale hits, not only this one's, so idle keys do not pile up.
+          this.#sql('DELETE FROM rate_hits WHERE expires <= ?').run(now);
+          this.#sql('INSERT INTO rate_hits (key, at, expires) VALUES (?, ?, ?)').run(key, now, now + windowMs);
+          const row = this.#sql('SELECT count(*) AS n FROM rate_hits WHERE key = ? AND at > ?').get(key, now - windowMs) as { n: number };
+          return row.n;
+        })
+        .immediate();
+    });
+  }
+}
