@@ -1,0 +1,236 @@
+/**
+ * The grant lifecycle (DESIGN §4): create under the building's policy, extend, revoke, expire.
+ * Every change bumps the desired version of each controller touched and sends it the new set;
+ * delivery is confirmed by the controller bridge when a reply covers that version.
+ *
+ * Order of writes: versions are bumped before the grant is stored, then the grant, then its due
+ * time, then the syncs. A crash between any two leaves at worst a version with nothing new in
+ * it, or a stored grant not yet sent — which the reconcile at start sends (DESIGN §10).
+ */
+import { randomInt } from 'node:crypto';
+import { newId, type Logger } from '@smart-passage/protocol';
+import { AppError } from '../../errors.js';
+import type { Delivery, Door, Grant, Incident, Tag } from '../../domain/types.js';
+import { listAll } from '../../store/list-all.js';
+import type { StorePort } from '../../store/port.js';
+import { controllersOf, isLive } from './desired-state.js';
+
+export interface Syncer {
+  sync(controllerId: string): Promise<void>;
+}
+
+export interface GrantServiceOptions {
+  store: StorePort;
+  syncer: Syncer;
+  logger: Logger;
+  now?: () => number;
+}
+
+export interface CreateGrantInput {
+  incidentId: string;
+  buildingId: string;
+  doorIds: string[];
+  unitIds: string[];
+  /** Issue an incident PIN (returned once). */
+  pin?: boolean;
+  /** Duration in ms (the API takes minutes). */
+  durationMs: number;
+}
+
+const dueKey = (grantId: string) => `grant:${grantId}`;
+
+export class GrantService {
+  readonly #o: GrantServiceOptions;
+  readonly #now: () => number;
+
+  constructor(o: GrantServiceOptions) {
+    this.#o = o;
+    this.#now = o.now ?? Date.now;
+  }
+
+  /** Check policy, store the grant, and send each controller touched its new set. */
+  async create(input: CreateGrantInput, actor: { userId: string }): Promise<{ grant: Grant; pin?: string }> {
+    const { store } = this.#o;
+    const now = this.#now();
+    const incident = await store.get('incidents', input.incidentId);
+    if (!incident) throw AppError.notFound('incident');
+    if (incident.status !== 'open') throw new AppError('conflict', 'the incident is closed');
+    const building = await store.get('buildings', input.buildingId);
+    if (!building) throw AppError.notFound('building');
+    const policy = building.policy;
+    if (!policy.enabled) throw new AppError('policy-violation', 'emergency access is not enabled for this building');
+    if (input.durationMs <= 0 || input.durationMs > policy.maxMinutes * 60_000) {
+      throw new AppError('policy-violation', `duration must be at most ${policy.maxMinutes} minutes for this building`);
+    }
+    const doors = await this.#doorsFor(input.buildingId, input.doorIds, policy.doorIds);
+    const units = await this.#checkUnits(input.unitIds, policy.allowedAgencyIds);
+    const hasTag = units.some((tags) => tags.some((t) => t.status === 'active'));
+    if (!hasTag && !input.pin) throw new AppError('policy-violation', 'the units have no active tag: ask for a PIN');
+
+    const ctrls = controllersOf({ doorIds: input.doorIds }, doors);
+    const deliveries: Delivery[] = [];
+    for (const c of ctrls) deliveries.push({ controllerId: c, version: await store.bumpDesiredVersion(c), state: 'pending' });
+    const pin = input.pin ? String(randomInt(0, 1_000_000)).padStart(6, '0') : undefined;
+    const grant: Grant = {
+      id: `grt-${newId(now)}`,
+      incidentId: incident.id,
+      buildingId: building.id,
+      doorIds: [...input.doorIds],
+      unitIds: [...input.unitIds],
+      ...(pin !== undefined ? { pin } : {}),
+      notBefore: now,
+      notAfter: now + input.durationMs,
+      status: 'pending',
+      createdBy: actor.userId,
+      createdAt: now,
+      deliveries,
+    };
+    await store.insert('grants', grant);
+    await store.scheduleAt(dueKey(grant.id), grant.notAfter);
+    if (!incident.buildingIds.includes(building.id)) {
+      await store.update('incidents', incident.id, (cur): Incident => ({ ...cur, buildingIds: [...new Set([...cur.buildingIds, building.id])] }));
+    }
+    await this.#syncAll(ctrls);
+    return { grant, ...(pin !== undefined ? { pin } : {}) };
+  }
+
+  /** Move the end later, within the policy's maximum counted from now. */
+  async extend(grantId: string, durationMs: number): Promise<Grant> {
+    const { store } = this.#o;
+    const now = this.#now();
+    const g = await this.#live(grantId);
+    const building = await store.get('buildings', g.buildingId);
+    const max = (building?.policy.maxMinutes ?? 0) * 60_000;
+    const notAfter = g.notAfter + durationMs;
+    if (durationMs <= 0 || notAfter - now > max) throw new AppError('policy-violation', `a grant may run at most ${max / 60_000} minutes from now`);
+    return this.#change(g, (cur, deliveries) => ({ ...cur, notAfter, deliveries }), async (next) => store.scheduleAt(dueKey(next.id), next.notAfter));
+  }
+
+  async revoke(grantId: string, reason = 'revoked'): Promise<Grant> {
+    const g = await this.#live(grantId);
+    const now = this.#now();
+    return this.#end(g, 'revoked', reason, now);
+  }
+
+  /** Revoke every live grant of an incident (incident close). */
+  async revokeIncident(incidentId: string): Promise<Grant[]> {
+    const now = this.#now();
+    const out: Grant[] = [];
+    for (const g of await listAll(this.#o.store, 'grants', { field: 'incidentId', value: incidentId })) {
+      if (isLive(g, now)) out.push(await this.#end(g, 'revoked', 'incident closed', now));
+    }
+    return out;
+  }
+
+  /**
+   * Expire what is due (DESIGN §4 step 4). Each due key is claimed with a lease, so with several
+   * gateway instances each expiry runs once (DESIGN §11). Returns the grants expired.
+   */
+  async expireDue(owner: string): Promise<Grant[]> {
+    const { store } = this.#o;
+    const now = this.#now();
+    const out: Grant[] = [];
+    for (const { key } of await store.due(now, 100)) {
+      if (!(await store.acquireLease(`lease:${key}`, owner, 30_000))) continue;
+      try {
+        const g = await store.get('grants', key.slice('grant:'.length));
+        if (g && (g.status === 'pending' || g.status === 'active') && g.notAfter <= now) out.push(await this.#end(g, 'expired', 'time', now));
+        else await store.unschedule(key);
+      } finally {
+        await store.releaseLease(`lease:${key}`, owner);
+      }
+    }
+    return out;
+  }
+
+  /** At start: every controller behind its desired version gets its set again (DESIGN §10). */
+  async reconcile(): Promise<number> {
+    const { store } = this.#o;
+    let sent = 0;
+    let after: string | undefined;
+    for (;;) {
+      const page = await store.list('controllers', { limit: 500, ...(after !== undefined ? { after } : {}) });
+      for (const c of page) {
+        const desired = await store.desiredVersion(c.id);
+        const live = await store.get('controllerLive', c.id);
+        if (desired > (live?.appliedVersion ?? 0)) {
+          await this.#syncAll([c.id]);
+          sent += 1;
+        }
+      }
+      if (page.length < 500) return sent;
+      after = page[page.length - 1]?.id;
+    }
+  }
+
+  async #end(g: Grant, status: 'expired' | 'revoked', reason: string, now: number): Promise<Grant> {
+    const next = await this.#change(
+      g,
+      (cur, deliveries) => {
+        // The PIN is kept only while its grant lives (DESIGN §7).
+        const { pin: _pin, ...rest } = cur;
+        return { ...rest, status, reason, endedAt: now, deliveries };
+      },
+      () => this.#o.store.unschedule(dueKey(g.id)),
+    );
+    this.#o.logger.info(`grant ${status}`, { grant: g.id, reason });
+    return next;
+  }
+
+  /** Bump the versions of the grant's controllers, write the change, then sync them. */
+  async #change(g: Grant, mutate: (cur: Grant, deliveries: Delivery[]) => Grant, after: (next: Grant) => Promise<void>): Promise<Grant> {
+    const { store } = this.#o;
+    const doors = await this.#doorMap(g.buildingId);
+    const ctrls = controllersOf(g, doors);
+    const deliveries: Delivery[] = [];
+    for (const c of ctrls) deliveries.push({ controllerId: c, version: await store.bumpDesiredVersion(c), state: 'pending' });
+    const next = await store.update('grants', g.id, (cur) => mutate(cur, deliveries));
+    if (!next) throw AppError.notFound('grant');
+    await after(next);
+    await this.#syncAll(ctrls);
+    return next;
+  }
+
+  async #live(grantId: string): Promise<Grant> {
+    const g = await this.#o.store.get('grants', grantId);
+    if (!g) throw AppError.notFound('grant');
+    if (!isLive(g, this.#now())) throw new AppError('conflict', `the grant is ${g.status === 'pending' || g.status === 'active' ? 'over' : g.status}`);
+    return g;
+  }
+
+  async #doorMap(buildingId: string): Promise<Map<string, Door>> {
+    const doors = await listAll(this.#o.store, 'doors', { field: 'buildingId', value: buildingId });
+    return new Map(doors.map((d) => [d.id, d]));
+  }
+
+  async #doorsFor(buildingId: string, doorIds: string[], allowed: string[]): Promise<Map<string, Door>> {
+    if (doorIds.length === 0) throw AppError.badRequest('/doorIds', 'pick at least one door');
+    const doors = await this.#doorMap(buildingId);
+    for (const [i, id] of doorIds.entries()) {
+      const d = doors.get(id);
+      if (!d) throw AppError.badRequest(`/doorIds/${i}`, 'no such door in this building');
+      if (!d.emergency || (allowed.length > 0 && !allowed.includes(id))) throw new AppError('policy-violation', `door ${d.name} is not open to emergency access`);
+    }
+    return doors;
+  }
+
+  async #checkUnits(unitIds: string[], allowedAgencies: string[]): Promise<Tag[][]> {
+    if (unitIds.length === 0) throw AppError.badRequest('/unitIds', 'pick at least one unit');
+    const out: Tag[][] = [];
+    for (const [i, id] of unitIds.entries()) {
+      const unit = await this.#o.store.get('units', id);
+      if (!unit) throw AppError.badRequest(`/unitIds/${i}`, 'no such unit');
+      if (allowedAgencies.length > 0 && !allowedAgencies.includes(unit.agencyId)) throw new AppError('policy-violation', `unit ${unit.callSign} is not allowed in this building`);
+      out.push(await listAll(this.#o.store, 'tags', { field: 'unitId', value: id }));
+    }
+    return out;
+  }
+
+  async #syncAll(ctrls: string[]): Promise<void> {
+    // A failed send is not the caller's failure: the grant is stored, and the retry or the next
+    // birth delivers it (PROTOCOL §5.8).
+    await Promise.all(
+      ctrls.map((c) => this.#o.syncer.sync(c).catch((err: unknown) => this.#o.logger.warn('sync not sent; it will be retried', { ctrl: c, err: String(err) }))),
+    );
+  }
+}
