@@ -261,6 +261,7 @@ export function createHttpApp(options: HttpAppOptions): Express {
         body,
         principal,
         requestId: s.id,
+        ip: req.ip ?? 'unknown',
         log: withFields(logger, { requestId: s.id }),
         setHeader: (name, value) => void res.setHeader(name, value),
         signal: abort.signal,

@@ -29,6 +29,8 @@ export interface Principal {
   role: Role;
   orgId?: string;
   unitId?: string;
+  /** The access token's id, expiry (s) and session, so logout can revoke exactly it. */
+  session?: { jti: string; exp: number; sid?: string };
 }
 
 /** What `authenticate` may look at: an express request satisfies it. */
@@ -64,6 +66,8 @@ export class RawReply {
 
 interface ContextBase {
   requestId: string;
+  /** The client's address (behind a proxy only with `trustProxy`): for rate limits, never logged with secrets. */
+  ip: string;
   /** Carries the request id on every line. */
   log: Logger;
   /** Set a response header (`Location`, `Retry-After`, …). */

@@ -43,7 +43,7 @@ type StringKeys<T> = { [F in keyof T]-?: NonNullable<T[F]> extends string | stri
  */
 export const INDEXES: { readonly [K in CollectionName]: readonly StringKeys<Collections[K]>[] } = {
   organisations: ['kind'],
-  users: ['orgId', 'unitId', 'role'],
+  users: ['username', 'orgId', 'unitId', 'role'],
   buildings: ['orgId'],
   doors: ['buildingId', 'controllerId'],
   controllers: ['buildingId'],

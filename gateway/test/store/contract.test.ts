@@ -182,7 +182,7 @@ describe.each([
     });
 
     it('refuses to list by a field that has no index', async () => {
-      await expect(store.list('users', { where: { field: 'username' as 'role', value: 'alice' } })).rejects.toThrow(/no index/);
+      await expect(store.list('users', { where: { field: 'displayName' as 'role', value: 'alice' } })).rejects.toThrow(/no index/);
     });
 
     it('update returns the stored result, moves index entries, and leaves a missing id alone', async () => {

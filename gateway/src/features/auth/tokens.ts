@@ -249,7 +249,7 @@ export class TokenService {
    * session's refresh family (and that of `refreshToken`, if given) is revoked. Either part may be
    * missing, e.g. logout with only a refresh token after the access token expired.
    */
-  async logout(o: { access?: AccessClaims; refreshToken?: string }): Promise<void> {
+  async logout(o: { access?: Pick<AccessClaims, 'jti' | 'exp' | 'sid'>; refreshToken?: string }): Promise<void> {
     const work: Promise<unknown>[] = [];
     if (o.access !== undefined) {
       work.push(this.store.revokeAccessToken(o.access.jti, o.access.exp * 1000));

@@ -1,0 +1,181 @@
+/**
+ * The composition root's worker (STYLE: main.ts reads config and calls this; nothing else here
+ * is configuration). Builds the store, keys, broker, controller bridge, grant lifecycle, HTTP API
+ * and the demo district, wires them, and takes them down in reverse.
+ */
+import { randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { newId, type Logger } from '@smart-passage/protocol';
+import { connectMqtt } from '@smart-passage/protocol/controller';
+import type { MqttClient } from 'mqtt';
+import { EmbeddedBroker } from './adapters/embedded-broker.js';
+import { DemoRuntime } from './demo/demo-runtime.js';
+import type { Grant, Incident, User } from './domain/types.js';
+import { LoginLimiter } from './features/auth/login-limiter.js';
+import { PasswordHasher } from './features/auth/passwords.js';
+import { authRoutes, bearerAuthenticate } from './features/auth/routes.js';
+import { TokenService } from './features/auth/tokens.js';
+import { ControllerBridge } from './features/controllers/controller-bridge.js';
+import { ExpiryScheduler } from './features/grants/expiry-scheduler.js';
+import { GrantService } from './features/grants/grant-service.js';
+import { incidentRoutes } from './features/incidents/routes.js';
+import { createHttpApp } from './http/app.js';
+import type { RouteDef } from './http/routes.js';
+import { loadOrCreateKeys, type GatewayKeys } from './keys/key-store.js';
+import { createStore } from './store/index.js';
+import { listAll } from './store/list-all.js';
+import type { StorePort } from './store/port.js';
+
+export interface GatewayOptions {
+  dataDir: string;
+  http: { host: string; port: number };
+  /** An external broker, or the embedded one on host:port. */
+  mqtt: { url: string; username?: string; password?: string } | { embedded: { host: string; port: number } };
+  redisUrl?: string;
+  redisPrefix?: string;
+  /** Seed and run the demo district. */
+  demo: boolean;
+  /** Demo passwords to use instead of generated ones (tests). */
+  demoPasswords?: Record<string, string>;
+  corsOrigins?: string[];
+  env: Readonly<Record<string, string | undefined>>;
+  logger: Logger;
+  /** Lower scrypt cost (tests only). */
+  hasher?: PasswordHasher;
+  tickMs?: number;
+}
+
+export class Gateway {
+  readonly #o: GatewayOptions;
+  readonly instance = `gw-${randomBytes(4).toString('hex')}`;
+  store!: StorePort;
+  keys!: GatewayKeys;
+  broker: EmbeddedBroker | undefined;
+  client!: MqttClient;
+  bridge!: ControllerBridge;
+  grants!: GrantService;
+  tokens!: TokenService;
+  demo: DemoRuntime | undefined;
+  #scheduler!: ExpiryScheduler;
+  #server!: Server;
+  #mqttUrl = '';
+  /** Hooks for real-time fan-out and audit (wired by later features). */
+  readonly listeners = { grant: [] as ((g: Grant) => void)[], incident: [] as ((i: Incident) => void)[] };
+
+  constructor(o: GatewayOptions) {
+    this.#o = o;
+  }
+
+  get httpUrl(): string {
+    const a = this.#server.address() as AddressInfo;
+    return `http://${a.address.includes(':') ? `[${a.address}]` : a.address}:${a.port}`;
+  }
+
+  get mqttUrl(): string {
+    return this.#mqttUrl;
+  }
+
+  async start(): Promise<void> {
+    const { logger } = this.#o;
+    const embedded = 'embedded' in this.#o.mqtt;
+    this.store = createStore({ dataDir: this.#o.dataDir, redisUrl: this.#o.redisUrl, redisPrefix: this.#o.redisPrefix }, logger);
+    await this.store.start();
+    this.keys = await loadOrCreateKeys({ dataDir: this.#o.dataDir, env: this.#o.env, generate: embedded && this.#o.redisUrl === undefined, logger });
+    const hasher = this.#o.hasher ?? new PasswordHasher();
+
+    if ('embedded' in this.#o.mqtt) {
+      this.broker = new EmbeddedBroker({ host: this.#o.mqtt.embedded.host, port: this.#o.mqtt.embedded.port, logger });
+      await this.broker.start();
+      this.#mqttUrl = this.broker.url;
+    } else {
+      this.#mqttUrl = this.#o.mqtt.url;
+    }
+    const creds = 'embedded' in this.#o.mqtt ? {} : { ...(this.#o.mqtt.username ? { username: this.#o.mqtt.username } : {}), ...(this.#o.mqtt.password ? { password: this.#o.mqtt.password } : {}) };
+    // A persistent session: controller events published while the gateway is away wait in the
+    // broker, and an event not yet acked (not yet stored) comes again (DESIGN §8, §10).
+    this.client = connectMqtt({ url: this.#mqttUrl, clientId: `sp-gateway-${this.#o.redisPrefix ?? 'main'}`.slice(0, 64), clean: false, reconnectPeriod: 1000, ...creds });
+    await new Promise<void>((resolve, reject) => {
+      this.client.once('connect', () => resolve());
+      this.client.once('error', reject);
+    });
+
+    const gatewayKey = this.keys.gateway.current;
+    this.bridge = new ControllerBridge({ client: this.client, store: this.store, gatewayKey, boot: newId(), logger });
+    this.grants = new GrantService({ store: this.store, syncer: this.bridge, logger });
+    this.tokens = new TokenService({ privateKeyPem: this.keys.jwt.privateKeyPem, publicKeyPem: this.keys.jwt.publicKeyPem, issuer: 'smart-passage', audience: 'smart-passage-api', store: this.store, logger });
+    const limiter = new LoginLimiter({ store: this.store });
+    this.#scheduler = new ExpiryScheduler({ target: this.grants, owner: this.instance, logger, tickMs: this.#o.tickMs ?? 500, onExpired: (g) => this.#emitGrant(g) });
+    this.bridge.on('delivered', (_ctrl, ids) => {
+      for (const id of ids) void this.store.get('grants', id).then((g) => g && this.#emitGrant(g));
+    });
+
+    const routes: RouteDef[] = [
+      ...authRoutes({
+        store: this.store,
+        tokens: this.tokens,
+        hasher,
+        limiter,
+        findUser: async (username): Promise<User | undefined> => (await listAll(this.store, 'users', { field: 'username', value: username }))[0],
+      }),
+      ...incidentRoutes({
+        store: this.store,
+        grants: this.grants,
+        pulse: (ctrl, door, seconds) => this.bridge.command(ctrl, 'door.pulse', { door, seconds }),
+        onGrant: (g) => this.#emitGrant(g),
+        onIncident: (i) => this.listeners.incident.forEach((f) => f(i)),
+      }),
+    ];
+    const app = createHttpApp({
+      routes,
+      authenticate: bearerAuthenticate(this.tokens),
+      ready: async () => ({
+        store: await this.store.ping().then(
+          () => true,
+          () => false,
+        ),
+        broker: this.client.connected,
+      }),
+      logger,
+      corsOrigins: this.#o.corsOrigins ?? [],
+    });
+    this.#server = createServer(app);
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(this.#o.http.port, this.#o.http.host, () => resolve());
+    });
+
+    await this.bridge.start();
+    if (this.#o.demo) {
+      const gk = this.keys.gateway;
+      this.demo = new DemoRuntime({
+        store: this.store,
+        dataDir: this.#o.dataDir,
+        hasher,
+        mqttUrl: this.#mqttUrl,
+        gatewayKeys: [gk.current, ...(gk.next ? [gk.next] : [])].map((k) => ({ kid: k.kid, publicKey: k.publicKey })),
+        logger,
+        ...(this.#o.demoPasswords ? { passwords: this.#o.demoPasswords } : {}),
+      });
+      await this.demo.start();
+    }
+    // DESIGN §10: after a restart, every controller behind gets its set, and overdue grants expire.
+    await this.grants.reconcile();
+    await this.#scheduler.start();
+  }
+
+  #emitGrant(g: Grant): void {
+    for (const f of this.listeners.grant) f(g);
+  }
+
+  async stop(): Promise<void> {
+    await this.#scheduler?.stop();
+    this.bridge?.stop();
+    await this.demo?.stop();
+    await new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()));
+    this.#server?.closeAllConnections();
+    await this.client?.endAsync();
+    await this.broker?.stop();
+    await this.store?.stop();
+  }
+}
