@@ -8,20 +8,18 @@ import { PortInUseError, PortNotAllowedError } from './adapters/embedded-broker.
 import { redactUrl } from './config.js';
 
 export interface BannerFacts {
-  /** The URL clients use. */
-  url: string;
+  /** Where the API and UI answer. */
+  httpUrl: string;
+  /** The MQTT URL controllers use. */
+  mqttUrl: string;
   /** True when the embedded broker runs; false when SP_MQTT_URL names another broker. */
-  embedded: boolean;
-  demo?: {
-    controllers: number;
-    doors: number;
-    firstId: string;
-    lastId: string;
-    rate: number;
-    tags: readonly string[];
-    fleetFile: string;
-    stateDir: string;
-  };
+  embeddedBroker: boolean;
+  /** True for the embedded store; false with SP_REDIS_URL. */
+  embeddedStore: boolean;
+  dataDir: string;
+  /** The demo users and their passwords, when the demo district runs and they were generated here. */
+  demo?: { controllers: number; users: { username: string; role: string; password: string }[] };
+  admin?: string;
   notes: readonly string[];
 }
 
@@ -30,39 +28,36 @@ function shown(path: string): string {
   return rel === '' || rel.startsWith('..') ? path : rel;
 }
 
+/** Printed on stdout once at start. It carries the demo passwords: never sent to the log. */
 export function startBanner(f: BannerFacts): string {
-  const url = redactUrl(f.url);
-  const u = new URL(f.url);
+  const mqtt = redactUrl(f.mqttUrl);
   const lines = [
-    'Smart Passage — development start (the gateway itself is not built yet)',
+    'Smart Passage gateway',
     '',
-    f.embedded
-      ? `  MQTT broker  embedded aedes on ${url} (TCP_NODELAY; no client auth yet: loopback only)`
-      : `  MQTT broker  ${url} (SP_MQTT_URL; no embedded broker)`,
+    `  API and UI   ${f.httpUrl}  (OpenAPI: ${f.httpUrl}/api/v1/openapi.json)`,
+    f.embeddedBroker ? `  MQTT broker  embedded on ${mqtt} (TCP_NODELAY)` : `  MQTT broker  ${mqtt} (SP_MQTT_URL)`,
+    f.embeddedStore ? `  store        embedded, ${shown(f.dataDir)}/store.sqlite` : '  store        Redis (SP_REDIS_URL)',
+    `  data dir     ${shown(f.dataDir)} (keys and demo secrets, mode 0600)`,
   ];
+  if (f.admin !== undefined) lines.push(`  admin        ${f.admin} (SP_ADMIN_USER)`);
   const d = f.demo;
   if (d) {
-    lines.push(
-      `  demo fleet   ${d.controllers} reference controllers × ${d.doors} doors (${d.firstId} … ${d.lastId})`,
-      `               responders present ${d.tags.length} tags at ${d.rate}/s; a stand-in dispatcher grants some for 60 s every 5 s`,
-      `  fleet file   ${shown(d.fleetFile)} (mode 0600: holds private keys)`,
-      `  state files  ${shown(d.stateDir)}/`,
-      `  tags         ${d.tags.join(', ')}`,
-      '',
-      'Run the conformance suite against this broker and fleet:',
-      `  npm run conformance -- --fleet ${shown(d.fleetFile)} --url ${url}`,
-    );
+    lines.push(`  demo         Södermalm district: 12 buildings, 40 doors, ${d.controllers} in-process reference controllers`, '', '  user          role        password');
+    for (const u of d.users) lines.push(`  ${u.username.padEnd(13)} ${u.role.padEnd(11)} ${u.password}`);
+    const dispatcher = d.users.find((u) => u.role === 'dispatcher');
+    if (dispatcher) {
+      lines.push(
+        '',
+        'Try it:',
+        `  curl -s ${f.httpUrl}/api/v1/auth/login -H 'content-type: application/json' \\`,
+        `       -d '{"username":"${dispatcher.username}","password":"${dispatcher.password}"}'`,
+        '  (then send "authorization: Bearer <accessToken>"; README.md walks through a grant)',
+      );
+    }
   } else {
-    lines.push('  demo fleet   off (SP_DEMO_CONTROLLERS=0)');
+    lines.push('  demo         off (SP_DEMO=off, or external services configured)');
   }
-  lines.push(
-    'Watch the traffic:',
-    `  mosquitto_sub -h ${u.hostname.replace(/^\[|\]$/g, '')} -p ${u.port || '1883'} -t 'sp/v1/#' -v`,
-    ...(f.notes.length > 0 ? ['', ...f.notes.map((n) => `note: ${n}`)] : []),
-    '',
-    'Ctrl-C stops everything.',
-    '',
-  );
+  lines.push(...(f.notes.length > 0 ? ['', ...f.notes.map((n) => `note: ${n}`)] : []), '', 'Ctrl-C stops everything.', '');
   return lines.join('\n');
 }
 
@@ -93,6 +88,10 @@ export function failureMessage(err: unknown, mqttUrl: string | undefined): strin
       'Start that broker, fix the URL, or leave SP_MQTT_URL unset to run the embedded broker (SP_MQTT_PORT picks its port).',
       '',
     ].join('\n');
+  }
+  const e = err as NodeJS.ErrnoException & { port?: number; address?: string };
+  if (e.code === 'EADDRINUSE' && e.syscall === 'listen') {
+    return `Smart Passage cannot start: the HTTP port ${String(e.port)} on ${String(e.address)} is already in use.\nPick another: SP_PORT=${(e.port ?? 8080) + 1} npm start\n`;
   }
   const text = err instanceof Error ? err.message : String(err);
   const where = mqttUrl === undefined ? '' : ` (SP_MQTT_URL=${redactUrl(mqttUrl)}: is that broker running?)`;

@@ -60,15 +60,34 @@ const mqttUrl = (raw: string): Parsed<string> => {
 
 const LOG_LEVELS = ['debug', 'info', 'warn', 'error'] as const satisfies readonly LogLevel[];
 
+const redisUrl = (raw: string): Parsed<string> => {
+  try {
+    const u = new URL(raw);
+    if ((u.protocol === 'redis:' || u.protocol === 'rediss:') && u.hostname !== '') return { ok: true, value: raw };
+  } catch {
+    // reported below
+  }
+  return { ok: false, problem: `must be a redis:// or rediss:// URL such as redis://127.0.0.1:6379, got '${redactUrl(raw)}'` };
+};
+
+const list = (raw: string): Parsed<string[]> => ({ ok: true, value: raw.split(',').map((x) => x.trim()).filter(Boolean) });
+const text = (max: number) => (raw: string): Parsed<string> => (raw.length <= max ? { ok: true, value: raw } : { ok: false, problem: `must be at most ${max} characters` });
+
 /** Every setting the gateway reads, with its default. */
 export const CONFIG_SCHEMA = {
+  host: setting('SP_HOST', 'interface the HTTP API and UI listen on', '127.0.0.1', host),
+  port: setting('SP_PORT', 'port of the HTTP API and UI (0 = any free port)', 8080, int(0, 65535)),
   mqttUrl: optional('SP_MQTT_URL', 'use this MQTT broker instead of starting the embedded one', mqttUrl),
+  mqttUsername: optional('SP_MQTT_USERNAME', "the gateway's user on the SP_MQTT_URL broker", text(128)),
+  mqttPasswordFile: optional('SP_MQTT_PASSWORD_FILE', "file holding the gateway's password on the SP_MQTT_URL broker", path),
   mqttHost: setting('SP_MQTT_HOST', 'interface the embedded broker listens on', '127.0.0.1', host),
   mqttPort: setting('SP_MQTT_PORT', 'port the embedded broker listens on (0 = any free port)', 1883, int(0, 65535)),
-  dataDir: setting('SP_DATA_DIR', 'where runtime data (fleet file, controller state) lives', './data', path),
-  demoControllers: setting('SP_DEMO_CONTROLLERS', 'controllers in the demo fleet (0 = none)', 15, int(0, 10_000)),
-  demoDoors: setting('SP_DEMO_DOORS', 'doors per demo controller', 3, int(1, 64)),
-  demoRate: setting('SP_DEMO_RATE', 'demo tag presentations per second across the fleet', 2, decimal(0, 10_000)),
+  redisUrl: optional('SP_REDIS_URL', 'keep state in this Redis instead of the embedded store', redisUrl),
+  dataDir: setting('SP_DATA_DIR', 'where runtime data (embedded store, generated keys, demo secrets) lives', './data', path),
+  demo: optional('SP_DEMO', 'on|off: seed and run the demo district (default on for the embedded setup, off otherwise)', oneOf(['on', 'off'] as const)),
+  adminUser: optional('SP_ADMIN_USER', 'username of the first admin (created at start if missing)', text(64)),
+  adminPassword: optional('SP_ADMIN_PASSWORD', "the first admin's password", text(256)),
+  corsOrigins: setting('SP_CORS_ORIGINS', 'comma-separated origins allowed to call the API from a browser', [] as string[], list),
   logLevel: setting('SP_LOG_LEVEL', 'debug|info|warn|error (logs go to stderr)', 'info', oneOf(LOG_LEVELS)),
 } as const;
 
@@ -94,6 +113,7 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     if (parsed.ok) values[key] = parsed.value;
     else problems.push(`${s.env} ${parsed.problem}`);
   }
+  if ((values.adminUser === undefined) !== (values.adminPassword === undefined)) problems.push('SP_ADMIN_USER and SP_ADMIN_PASSWORD go together: set both or neither');
   if (problems.length > 0) return { ok: false, problems };
   const notes: string[] = [];
   if (values.mqttUrl !== undefined) {
@@ -117,5 +137,5 @@ export function redactUrl(text: string): string {
 
 /** One line per setting, for `--help`-style listings and the banner. */
 export function describeConfig(): string[] {
-  return Object.values(CONFIG_SCHEMA).map((s) => `${s.env.padEnd(20)} ${s.doc}${s.default === undefined ? '' : ` (default ${String(s.default)})`}`);
+  return Object.values(CONFIG_SCHEMA).map((s) => `${s.env.padEnd(22)} ${s.doc}${s.default === undefined || (Array.isArray(s.default) && s.default.length === 0) ? '' : ` (default ${String(s.default)})`}`);
 }

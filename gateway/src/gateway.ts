@@ -36,6 +36,8 @@ export interface GatewayOptions {
   redisPrefix?: string;
   /** Seed and run the demo district. */
   demo: boolean;
+  /** The first admin (SP_ADMIN_USER / SP_ADMIN_PASSWORD): created at start when missing. */
+  admin?: { username: string; password: string };
   /** Demo passwords to use instead of generated ones (tests). */
   demoPasswords?: Record<string, string>;
   corsOrigins?: string[];
@@ -78,11 +80,17 @@ export class Gateway {
 
   async start(): Promise<void> {
     const { logger } = this.#o;
-    const embedded = 'embedded' in this.#o.mqtt;
     this.store = createStore({ dataDir: this.#o.dataDir, redisUrl: this.#o.redisUrl, redisPrefix: this.#o.redisPrefix }, logger);
     await this.store.start();
-    this.keys = await loadOrCreateKeys({ dataDir: this.#o.dataDir, env: this.#o.env, generate: embedded && this.#o.redisUrl === undefined, logger });
+    // Keys are generated only for a single machine (embedded store): instances sharing Redis must
+    // share keys, so they come from files or the environment there (DESIGN §7).
+    this.keys = await loadOrCreateKeys({ dataDir: this.#o.dataDir, env: this.#o.env, generate: this.#o.redisUrl === undefined, logger });
     const hasher = this.#o.hasher ?? new PasswordHasher();
+    const admin = this.#o.admin;
+    if (admin && (await listAll(this.store, 'users', { field: 'username', value: admin.username })).length === 0) {
+      await this.store.insert('users', { id: `usr-${newId()}`, username: admin.username, displayName: 'Administrator', role: 'admin', passwordHash: await hasher.hash(admin.password), disabled: false, createdAt: Date.now() });
+      logger.info('first admin created', { username: admin.username });
+    }
 
     if ('embedded' in this.#o.mqtt) {
       this.broker = new EmbeddedBroker({ host: this.#o.mqtt.embedded.host, port: this.#o.mqtt.embedded.port, logger });

@@ -2,23 +2,19 @@
  * `npm start` — the composition root (STYLE.md): read config, build the adapters and features,
  * wire them, run until SIGINT/SIGTERM, stop them in reverse order. Nothing else lives here.
  *
- * Until the gateway issue lands this starts what a developer needs to see the protocol work:
- * the embedded MQTT broker (DESIGN §2; or SP_MQTT_URL's broker) and a demo fleet of reference
- * controllers with a stand-in dispatcher granting tags (DESIGN §5.8).
+ * It starts the gateway (gateway.ts): with no SP_REDIS_URL and no SP_MQTT_URL, on the embedded
+ * store and broker, with the demo district (DESIGN §2).
  *
  * Exit codes: 0 after a signal-initiated stop, 1 when the configuration is invalid or something
  * could not start. Expected failures print advice, never a stack trace.
  */
-import { join } from 'node:path';
+import { readFileSync } from 'node:fs';
 import { streamLogger } from '@smart-passage/protocol';
-import { Fleet, formatSummary, generateFleet, generateTagUids, LiveSummary, writeFleetFile } from '@smart-passage/protocol/simulator';
 import { probeBroker } from './adapters/broker-probe.js';
-import { EmbeddedBroker } from './adapters/embedded-broker.js';
 import { failureMessage, startBanner } from './banner.js';
 import { loadConfig } from './config.js';
-
-/** Responders' tags in the demo: few enough that a grant covers a visible share of them. */
-const DEMO_TAGS = 6;
+import { DEMO_USERNAMES } from './demo/district.js';
+import { Gateway } from './gateway.js';
 
 async function main(): Promise<number> {
   const loaded = loadConfig(process.env);
@@ -28,68 +24,53 @@ async function main(): Promise<number> {
   }
   const { config, notes } = loaded;
   const log = streamLogger('gateway', config.logLevel);
-  // One `online` line per controller would bury the banner: controllers log warnings only.
-  const controllerLog = streamLogger('controller', config.logLevel === 'debug' ? 'debug' : 'warn');
-
-  let broker: EmbeddedBroker | undefined;
-  let fleet: Fleet | undefined;
-  let live: LiveSummary | undefined;
+  const external = config.mqttUrl !== undefined || config.redisUrl !== undefined;
+  // DESIGN §2: the demo is on by default only for the single-machine setup.
+  const demo = config.demo === undefined ? !external : config.demo === 'on';
 
   let onSignal: (signal: NodeJS.Signals) => void = () => undefined;
   const signalled = new Promise<NodeJS.Signals>((resolve) => (onSignal = resolve));
   // After the first signal the default handler is back, so a second Ctrl-C ends at once.
   process.once('SIGINT', () => onSignal('SIGINT'));
   process.once('SIGTERM', () => onSignal('SIGTERM'));
-  let stopRequested = false;
-  void signalled.then(() => (stopRequested = true));
 
+  let gateway: Gateway | undefined;
   const startup = (async () => {
-    let url: string;
-    if (config.mqttUrl !== undefined) {
-      url = config.mqttUrl;
-      await probeBroker(url);
-    } else {
-      const b = new EmbeddedBroker({ host: config.mqttHost, port: config.mqttPort, logger: log });
-      await b.start();
-      broker = b;
-      url = b.url;
-    }
-    let demo: Parameters<typeof startBanner>[0]['demo'];
-    if (config.demoControllers > 0) {
-      const simDir = join(config.dataDir, 'sim');
-      const fleetFile = join(simDir, 'fleet.json');
-      const spec = generateFleet({ controllers: config.demoControllers, doors: config.demoDoors, url });
-      writeFleetFile(fleetFile, spec);
-      const tags = generateTagUids(DEMO_TAGS);
-      fleet = new Fleet({
-        fleet: spec,
-        state: 'file',
-        dataDir: simDir,
-        tags,
-        rate: config.demoRate,
-        grantDemo: true,
-        logger: log,
-        controllerLogger: controllerLog,
-      });
-      await fleet.start();
-      demo = {
-        controllers: spec.controllers.length,
-        doors: config.demoDoors,
-        firstId: spec.controllers[0]?.controllerId ?? '',
-        lastId: spec.controllers.at(-1)?.controllerId ?? '',
-        rate: config.demoRate,
-        tags,
-        fleetFile,
-        stateDir: join(simDir, 'state'),
-      };
-    }
-    if (stopRequested) return;
-    process.stdout.write(startBanner({ url, embedded: broker !== undefined, notes, ...(demo ? { demo } : {}) }));
-    if (fleet) {
-      const f = fleet;
-      live = new LiveSummary({ out: process.stdout, line: () => formatSummary(f.stats()) });
-      live.start();
-    }
+    if (config.mqttUrl !== undefined) await probeBroker(config.mqttUrl);
+    const mqttPassword = config.mqttPasswordFile === undefined ? undefined : readFileSync(config.mqttPasswordFile, 'utf8').trim();
+    gateway = new Gateway({
+      dataDir: config.dataDir,
+      http: { host: config.host, port: config.port },
+      mqtt:
+        config.mqttUrl !== undefined
+          ? { url: config.mqttUrl, ...(config.mqttUsername !== undefined ? { username: config.mqttUsername } : {}), ...(mqttPassword !== undefined ? { password: mqttPassword } : {}) }
+          : { embedded: { host: config.mqttHost, port: config.mqttPort } },
+      ...(config.redisUrl !== undefined ? { redisUrl: config.redisUrl } : {}),
+      demo,
+      ...(config.adminUser !== undefined && config.adminPassword !== undefined ? { admin: { username: config.adminUser, password: config.adminPassword } } : {}),
+      corsOrigins: config.corsOrigins,
+      env: process.env,
+      logger: log,
+    });
+    await gateway.start();
+    const g = gateway;
+    const passwords = g.demo?.passwords ?? {};
+    const users = Object.values(DEMO_USERNAMES).flatMap((username) => {
+      const password = passwords[username];
+      return password === undefined ? [] : [{ username, role: roleOf(username), password }];
+    });
+    process.stdout.write(
+      startBanner({
+        httpUrl: g.httpUrl,
+        mqttUrl: g.mqttUrl,
+        embeddedBroker: g.broker !== undefined,
+        embeddedStore: config.redisUrl === undefined,
+        dataDir: config.dataDir,
+        ...(g.demo ? { demo: { controllers: g.demo.controllers.length, users } } : {}),
+        ...(config.adminUser !== undefined ? { admin: config.adminUser } : {}),
+        notes,
+      }),
+    );
   })();
 
   type Outcome = { kind: 'started' } | { kind: 'signal'; signal: NodeJS.Signals } | { kind: 'failed'; err: unknown };
@@ -107,23 +88,15 @@ async function main(): Promise<number> {
   } else {
     const signal = outcome.kind === 'signal' ? outcome.signal : await signalled;
     log.info('stopping', { signal });
-    // A signal during startup: stop the fleet's connecting so startup settles at once.
-    if (outcome.kind === 'signal') await fleet?.stop();
     await startup.catch(() => undefined);
   }
-
-  // Reverse order of start: controllers say goodbye (retained offline state) while the broker is up.
-  live?.stop();
-  if (fleet) {
-    // The last events reach the broker first, so the final figures say what was delivered.
-    if (code === 0) {
-      await fleet.quiesce(2_000);
-      process.stdout.write(`final: ${formatSummary(fleet.stats())}\n`);
-    }
-    await fleet.stop();
-  }
-  await broker?.stop();
+  await gateway?.stop().catch((err: unknown) => log.warn('stop incomplete', { err: String(err) }));
   return code;
+}
+
+function roleOf(username: string): string {
+  const entry = Object.entries(DEMO_USERNAMES).find(([, u]) => u === username)?.[0] ?? '';
+  return entry.startsWith('responder') ? 'responder' : entry.startsWith('owner') ? 'owner' : entry;
 }
 
 main().then(

@@ -1,6 +1,7 @@
 // `npm start` (node gateway/dist/main.js) as a real process: a taken port fails with advice and no
-// stack trace; a free port runs the embedded broker and the demo fleet until SIGTERM; SP_MQTT_URL
-// uses another broker; bad configuration lists every problem. Each process is ended by its PID.
+// stack trace; free ports run the gateway with the embedded broker, store and demo district until
+// SIGTERM; SP_MQTT_URL uses another broker; bad configuration lists every problem. Each process is
+// ended by its PID.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import net from 'node:net';
@@ -128,12 +129,12 @@ describe('npm start (gateway/dist/main.js)', () => {
   });
 
   it('lists every configuration problem and exits 1', async () => {
-    const p = startMain({ SP_MQTT_PORT: 'abc', SP_DEMO_CONTROLLERS: '-1', SP_DATA_DIR: join(tmp, 'bad') });
+    const p = startMain({ SP_MQTT_PORT: 'abc', SP_DEMO: 'maybe', SP_DATA_DIR: join(tmp, 'bad') });
     const exit = await within(p.exited, 5_000, 'exit');
     expect(exit).toEqual({ code: 1, signal: null });
     expect(p.err()).toContain('invalid configuration');
     expect(p.err()).toContain("SP_MQTT_PORT must be a whole number from 0 to 65535, got 'abc'");
-    expect(p.err()).toContain('SP_DEMO_CONTROLLERS must be from 0 to 10000, got -1');
+    expect(p.err()).toContain("SP_DEMO must be one of on|off, got 'maybe'");
     expect(p.out() + p.err()).not.toMatch(STACK_LINE);
   });
 
@@ -148,23 +149,27 @@ describe('npm start (gateway/dist/main.js)', () => {
     expect(p.out() + p.err()).not.toMatch(STACK_LINE);
   });
 
-  it('runs the embedded broker and the demo fleet until SIGTERM, then exits 0', async () => {
+  it('runs the gateway on the embedded broker and store with the demo district until SIGTERM, then exits 0', async () => {
     const dataDir = join(tmp, 'data');
-    // Port 0: the OS picks a free one, and the banner says which.
-    const p = startMain({ SP_MQTT_PORT: '0', SP_DATA_DIR: dataDir });
-    const url = await until(() => /embedded aedes on (mqtt:\/\/127\.0\.0\.1:\d+)/.exec(p.out())?.[1], 15_000, `banner\n${p.err()}`);
-    expect(p.out()).toContain('15 reference controllers × 3 doors (sim-0001 … sim-0015)');
-    expect(p.out()).toContain(`npm run conformance -- --fleet `);
-    expect(p.out()).toContain(`--url ${url}`);
-    const fleetFile = join(dataDir, 'sim', 'fleet.json');
-    expect(statSync(fleetFile).mode & 0o777).toBe(0o600);
+    // Port 0: the OS picks free ones, and the banner says which.
+    const p = startMain({ SP_MQTT_PORT: '0', SP_PORT: '0', SP_DATA_DIR: dataDir });
+    const url = await until(() => /embedded on (mqtt:\/\/127\.0\.0\.1:\d+)/.exec(p.out())?.[1], 20_000, `banner\n${p.err()}`);
+    const http = /API and UI {3}(http:\/\/127\.0\.0\.1:\d+)/.exec(p.out())?.[1];
+    expect(p.out()).toContain('15 in-process reference controllers');
+    const password = /^ {2}dispatch +dispatcher +(\S+)$/m.exec(p.out())?.[1];
+    expect(password).toBeDefined();
+    expect(statSync(join(dataDir, 'demo', 'secrets.json')).mode & 0o777).toBe(0o600);
+    // The printed password works; it is in the banner (stdout) only, never in the log (stderr).
+    const login = await fetch(`${http}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'dispatch', password }) });
+    expect(login.status).toBe(200);
+    expect(p.err()).not.toContain(password);
 
     const { client, states } = await watchStates(url);
     try {
-      await until(() => (states.size === 15 ? true : undefined), 5_000, 'births');
-      expect([...states.keys()].sort()).toEqual(Array.from({ length: 15 }, (_, i) => `sim-${String(i + 1).padStart(4, '0')}`));
+      await until(() => (states.size === 15 && [...states.values()].every((s) => s.online) ? true : undefined), 5_000, 'births');
+      expect([...states.keys()].every((id) => id.startsWith('ctl-sofa-'))).toBe(true);
       // Births are retained (DESIGN §5.3): a client arriving later still sees who is online.
-      expect([...states.values()].every((s) => s.online && s.retain)).toBe(true);
+      expect([...states.values()].every((s) => s.retain)).toBe(true);
     } finally {
       await client.endAsync();
     }
@@ -172,22 +177,21 @@ describe('npm start (gateway/dist/main.js)', () => {
     process.kill(p.pid, 'SIGTERM');
     const exit = await within(p.exited, 10_000, 'exit after SIGTERM');
     expect(exit, p.err()).toEqual({ code: 0, signal: null });
-    expect(p.out()).toMatch(/^final: online 15\/15 · /m);
     expect(p.err()).toContain('embedded MQTT broker stopped');
   });
 
-  it('uses the broker named by SP_MQTT_URL instead of starting one; controllers say goodbye on SIGTERM', async () => {
+  it('uses the broker named by SP_MQTT_URL instead of starting one; the demo controllers say goodbye on SIGTERM', async () => {
     const aedes = await Aedes.createBroker();
     const server = net.createServer({ noDelay: true }, (socket) => aedes.handle(socket));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const url = `mqtt://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
     const { client, states } = await watchStates(url);
     try {
-      const p = startMain({ SP_MQTT_URL: url, SP_MQTT_PORT: '1', SP_DEMO_CONTROLLERS: '3', SP_DATA_DIR: join(tmp, 'ext') });
-      await until(() => (p.out().includes('Ctrl-C stops everything') ? true : undefined), 15_000, `banner\n${p.err()}`);
-      expect(p.out()).toContain(`MQTT broker  ${url} (SP_MQTT_URL; no embedded broker)`);
+      const p = startMain({ SP_MQTT_URL: url, SP_MQTT_PORT: '1', SP_PORT: '0', SP_DEMO: 'on', SP_DATA_DIR: join(tmp, 'ext') });
+      await until(() => (p.out().includes('Ctrl-C stops everything') ? true : undefined), 20_000, `banner\n${p.err()}`);
+      expect(p.out()).toContain(`MQTT broker  ${url} (SP_MQTT_URL)`);
       expect(p.out()).toContain('note: SP_MQTT_PORT is ignored');
-      await until(() => (states.size === 3 && [...states.values()].every((s) => s.online) ? true : undefined), 5_000, 'births');
+      await until(() => (states.size === 15 && [...states.values()].every((s) => s.online) ? true : undefined), 5_000, 'births');
 
       process.kill(p.pid, 'SIGTERM');
       expect(await within(p.exited, 10_000, 'exit after SIGTERM')).toEqual({ code: 0, signal: null });

@@ -9,13 +9,19 @@ describe('loadConfig', () => {
       ok: true,
       notes: [],
       config: {
+        host: '127.0.0.1',
+        port: 8080,
         mqttUrl: undefined,
+        mqttUsername: undefined,
+        mqttPasswordFile: undefined,
         mqttHost: '127.0.0.1',
         mqttPort: 1883,
+        redisUrl: undefined,
         dataDir: './data',
-        demoControllers: 15,
-        demoDoors: 3,
-        demoRate: 2,
+        demo: undefined,
+        adminUser: undefined,
+        adminPassword: undefined,
+        corsOrigins: [],
         logLevel: 'info',
       },
     });
@@ -23,23 +29,28 @@ describe('loadConfig', () => {
 
   it('reads every setting', () => {
     const r = loadConfig({
-      SP_MQTT_HOST: '0.0.0.0', SP_MQTT_PORT: '1884', SP_DATA_DIR: '/var/lib/sp', SP_DEMO_CONTROLLERS: '0',
-      SP_DEMO_DOORS: '5', SP_DEMO_RATE: '0.5', SP_LOG_LEVEL: 'debug',
+      SP_HOST: '0.0.0.0', SP_PORT: '9090', SP_MQTT_HOST: '0.0.0.0', SP_MQTT_PORT: '1884', SP_DATA_DIR: '/var/lib/sp', SP_DEMO: 'off',
+      SP_REDIS_URL: 'redis://127.0.0.1:6379', SP_ADMIN_USER: 'root', SP_ADMIN_PASSWORD: 'pw', SP_CORS_ORIGINS: 'https://a.example, https://b.example', SP_LOG_LEVEL: 'debug',
     });
-    expect(r).toMatchObject({ ok: true, config: { mqttHost: '0.0.0.0', mqttPort: 1884, dataDir: '/var/lib/sp', demoControllers: 0, demoDoors: 5, demoRate: 0.5, logLevel: 'debug' } });
+    expect(r).toMatchObject({
+      ok: true,
+      config: { host: '0.0.0.0', port: 9090, mqttHost: '0.0.0.0', mqttPort: 1884, dataDir: '/var/lib/sp', demo: 'off', redisUrl: 'redis://127.0.0.1:6379', adminUser: 'root', corsOrigins: ['https://a.example', 'https://b.example'], logLevel: 'debug' },
+    });
   });
 
   it('reports every problem at once', () => {
-    expect(loadConfig({ SP_MQTT_PORT: 'abc', SP_DEMO_CONTROLLERS: '-1', SP_DEMO_DOORS: '65', SP_MQTT_URL: 'http://x', SP_LOG_LEVEL: 'loud' })).toEqual({
+    expect(loadConfig({ SP_MQTT_PORT: 'abc', SP_PORT: '-1', SP_DEMO: 'maybe', SP_MQTT_URL: 'http://x', SP_REDIS_URL: 'mqtt://x', SP_LOG_LEVEL: 'loud' })).toEqual({
       ok: false,
       problems: [
+        'SP_PORT must be from 0 to 65535, got -1',
         "SP_MQTT_URL must be an mqtt:// or mqtts:// URL such as mqtt://127.0.0.1:1883, got 'http://x'",
         "SP_MQTT_PORT must be a whole number from 0 to 65535, got 'abc'",
-        'SP_DEMO_CONTROLLERS must be from 0 to 10000, got -1',
-        'SP_DEMO_DOORS must be from 1 to 64, got 65',
+        "SP_REDIS_URL must be a redis:// or rediss:// URL such as redis://127.0.0.1:6379, got 'mqtt://x'",
+        "SP_DEMO must be one of on|off, got 'maybe'",
         "SP_LOG_LEVEL must be one of debug|info|warn|error, got 'loud'",
       ],
     });
+    expect(loadConfig({ SP_ADMIN_USER: 'root' })).toEqual({ ok: false, problems: ['SP_ADMIN_USER and SP_ADMIN_PASSWORD go together: set both or neither'] });
   });
 
   it('notes embedded-broker settings that SP_MQTT_URL makes moot', () => {
