@@ -31,13 +31,6 @@ const int =
     return Number.isSafeInteger(n) && n >= min && n <= max ? { ok: true, value: n } : { ok: false, problem: `must be from ${min} to ${max}, got ${raw}` };
   };
 
-const decimal =
-  (min: number, max: number) =>
-  (raw: string): Parsed<number> => {
-    const n = Number(raw);
-    return Number.isFinite(n) && n >= min && n <= max ? { ok: true, value: n } : { ok: false, problem: `must be a number from ${min} to ${max}, got '${raw}'` };
-  };
-
 const oneOf =
   <const T extends readonly string[]>(values: T) =>
   (raw: string): Parsed<T[number]> =>
