@@ -1,0 +1,339 @@
+/**
+ * The real-time channel (DESIGN §6, §7): socket.io on the gateway's HTTP server. The only module
+ * that imports socket.io; the contract (event maps, rooms, redaction) is in
+ * `features/realtime/events.ts`.
+ *
+ * - Handshake: the access token in `auth.token` (never the query string), checked by the injected
+ *   `verify`; a refusal is a `connect_error` with `err.data = {code, message}` (STYLE: socket.io
+ *   auth through `next(err)` with `err.data.code`): `unauthenticated`, `token-expired`,
+ *   `forbidden` (a user with no scope), `validation-failed` (a malformed `auth.lastAuditId`),
+ *   `unavailable` (the store is down).
+ * - Rooms: one per principal, see `roomFor`. `publish` always reaches dispatch, plus the building's
+ *   owner organisation and the units given; grants lose their PIN outside dispatch.
+ * - Snapshot first, then deltas: the snapshot and the resumed audit entries are read during the
+ *   handshake. Deltas published meanwhile are held for that socket and sent right after them, and
+ *   the socket joins its room in the same tick, so nothing published after the snapshot was read
+ *   is lost. (A delta may repeat what the snapshot already shows; payloads are whole records, so
+ *   applying one twice is harmless.)
+ * - Expiry: each socket has a timer at its token's `exp`; it then gets `auth:expired` and is
+ *   disconnected, and must reconnect with a fresh token. `auth:refresh` with a fresh token of the
+ *   same user and scope moves the timer without reconnecting.
+ *
+ * The token is a bearer credential sent in the handshake body, not a cookie, so a page on another
+ * origin cannot ride a user's session (no cross-site WebSocket hijacking); `corsOrigins` only
+ * decides which origins may use the long-polling transport from a browser.
+ *
+ * With several gateway instances (DESIGN §11) a socket.io adapter would carry `publish` to every
+ * instance; deltas held during a handshake are those published by this instance.
+ */
+import type { Server as HttpServer } from 'node:http';
+import { Server, type Socket } from 'socket.io';
+import type { Logger } from '@smart-passage/protocol';
+import { isAppError } from '../errors.js';
+import { StoreUnavailableError } from '../store/port.js';
+import {
+  DISPATCH_ROOM,
+  redactFor,
+  redactGrant,
+  roomFor,
+  scopeRooms,
+  type AuditItem,
+  type AuthRefreshResult,
+  type ClientToServerEvents,
+  type ConnectErrorData,
+  type RealtimeEvent,
+  type RealtimePayloads,
+  type RealtimePrincipal,
+  type RealtimeScope,
+  type ServerToClientEvents,
+  type Snapshot,
+} from '../features/realtime/events.js';
+
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type -- one instance, no server-to-server events yet
+type InterServerEvents = {};
+interface SocketData {
+  principal: RealtimePrincipal;
+  room: string;
+}
+type RtServer = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
+type RtSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
+
+export interface RealtimeOptions {
+  /** The HTTP server the API runs on; attach after the app's request handler is on it. */
+  httpServer: HttpServer;
+  /** Verify an access token (TokenService.verifyAccess); throw AppError `token-expired` / `unauthenticated`. */
+  verify: (token: string) => Promise<RealtimePrincipal>;
+  /** Everything `principal` may see right now; the caller does the scoping. */
+  snapshot: (principal: RealtimePrincipal) => Promise<Omit<Snapshot, 'at'>>;
+  /** Audit entries after `lastId` in `principal`'s scope, oldest first (DESIGN §6 resume). */
+  auditSince?: (principal: RealtimePrincipal, lastId: string) => Promise<AuditItem[]>;
+  logger: Logger;
+  /** Exact browser origins allowed cross-origin (as for the REST API). */
+  corsOrigins: readonly string[];
+  /** ms epoch. */
+  now?: () => number;
+  /** socket.io path; default `/socket.io`. */
+  path?: string;
+}
+
+/** A socket between handshake and connection: its snapshot, and the deltas published meanwhile. */
+interface Pending {
+  room: string;
+  ready?: { snapshot: Snapshot; audit: AuditItem[] };
+  held: [RealtimeEvent, unknown][];
+  overflow: boolean;
+}
+
+/** More deltas than this during one handshake: drop the socket, let it reconnect to a new snapshot. */
+const MAX_HELD = 10_000;
+/** setTimeout's limit (~24.8 days); longer waits are re-armed. */
+const MAX_DELAY_MS = 2 ** 31 - 1;
+const MAX_AUDIT_ID_CHARS = 200;
+/** Clients send only tokens: keep their messages small. */
+const MAX_CLIENT_MESSAGE_BYTES = 16 * 1024;
+
+type HttpListener = (...args: unknown[]) => void;
+const HTTP_EVENTS = ['request', 'upgrade', 'close', 'listening'] as const;
+
+function errorData(code: ConnectErrorData['code'], message: string): ConnectErrorData {
+  return { code, message };
+}
+
+export class Realtime {
+  readonly #o: RealtimeOptions;
+  readonly #now: () => number;
+  #io: RtServer | undefined;
+  readonly #pending = new Map<RtSocket, Pending>();
+  readonly #timers = new Map<RtSocket, NodeJS.Timeout>();
+  readonly #refreshing = new Set<RtSocket>();
+  #httpListeners: Map<string, HttpListener[]> | undefined;
+
+  constructor(o: RealtimeOptions) {
+    this.#o = o;
+    this.#now = o.now ?? Date.now;
+  }
+
+  /** Sockets connected now (after their snapshot). */
+  get connections(): number {
+    return this.#io?.of('/').sockets.size ?? 0;
+  }
+
+  /** Attach to the HTTP server and accept sockets. */
+  start(): void {
+    if (this.#io) return;
+    const server = this.#o.httpServer;
+    // engine.io takes over the server's request listeners (it forwards every non-socket.io request
+    // to them); remember them so stop() can give the server back as it was.
+    this.#httpListeners = new Map(HTTP_EVENTS.map((e) => [e, server.listeners(e) as HttpListener[]]));
+    const io: RtServer = new Server(server, {
+      path: this.#o.path ?? '/socket.io',
+      serveClient: false,
+      cors: { origin: [...this.#o.corsOrigins], methods: ['GET', 'POST'], credentials: false },
+      maxHttpBufferSize: MAX_CLIENT_MESSAGE_BYTES,
+      connectTimeout: 10_000,
+    });
+    io.use((socket, next) => {
+      this.#admit(socket).then(
+        () => next(),
+        (err: unknown) => next(this.#refusal(socket, err)),
+      );
+    });
+    io.on('connection', (socket) => this.#connected(socket));
+    this.#io = io;
+    this.#o.logger.info('realtime channel started', { path: this.#o.path ?? '/socket.io' });
+  }
+
+  /** Disconnect every socket and detach from the HTTP server (which keeps running for its owner). */
+  stop(): Promise<void> {
+    const io = this.#io;
+    if (!io) return Promise.resolve();
+    this.#io = undefined;
+    for (const t of this.#timers.values()) clearTimeout(t);
+    this.#timers.clear();
+    this.#pending.clear();
+    this.#refreshing.clear();
+    io.disconnectSockets(true);
+    io.engine.close();
+    const server = this.#o.httpServer;
+    for (const [event, before] of this.#httpListeners ?? []) {
+      for (const l of server.listeners(event) as HttpListener[]) if (!before.includes(l)) server.removeListener(event, l);
+      for (const l of before) if (!(server.listeners(event) as HttpListener[]).includes(l)) server.on(event, l);
+    }
+    this.#httpListeners = undefined;
+    this.#o.logger.info('realtime channel stopped');
+    return Promise.resolve();
+  }
+
+  /**
+   * Send a delta to dispatch, to the owner organisation of the building concerned, and to the units
+   * concerned. The payload must be plain JSON; a grant's PIN reaches dispatch only.
+   */
+  publish<E extends RealtimeEvent>(event: E, payload: RealtimePayloads[E], scope: RealtimeScope = {}): void {
+    const io = this.#io;
+    if (!io) return;
+    const others = scopeRooms(scope);
+    emit(io.to(DISPATCH_ROOM), event, payload);
+    if (others.length > 0) emit(io.to(others), event, redactFor(event, payload, others[0] as string));
+    if (this.#pending.size === 0) return;
+    const rooms = new Set([DISPATCH_ROOM, ...others]);
+    for (const p of this.#pending.values()) {
+      if (!rooms.has(p.room)) continue;
+      if (p.held.length >= MAX_HELD) p.overflow = true;
+      // A copy: the caller may change its object before the socket is ready.
+      else p.held.push([event, structuredClone(redactFor(event, payload, p.room))]);
+    }
+  }
+
+  /** Cut every socket of a user now (e.g. at logout or when the account is disabled). */
+  disconnectUser(sub: string): void {
+    for (const s of this.#io?.of('/').sockets.values() ?? []) {
+      if (s.data.principal.sub === sub) s.disconnect(true);
+    }
+  }
+
+  /** Handshake: check the token, find the room, read the snapshot while holding deltas. */
+  async #admit(socket: RtSocket): Promise<void> {
+    const auth = socket.handshake.auth as Record<string, unknown>;
+    const token = auth.token;
+    if (typeof token !== 'string' || token === '') throw new RefusedError('unauthenticated', 'access token required in auth.token');
+    const lastAuditId = auth.lastAuditId;
+    if (lastAuditId !== undefined && (typeof lastAuditId !== 'string' || lastAuditId === '' || lastAuditId.length > MAX_AUDIT_ID_CHARS)) {
+      throw new RefusedError('validation-failed', 'auth.lastAuditId must be an audit id');
+    }
+    const principal = toPrincipal(await this.#o.verify(token));
+    if (principal.exp * 1000 <= this.#now()) throw new RefusedError('token-expired', 'access token expired');
+    const room = roomFor(principal);
+    if (room === undefined) throw new RefusedError('forbidden', 'no real-time scope for this user');
+
+    const pending: Pending = { room, held: [], overflow: false };
+    this.#pending.set(socket, pending);
+    socket.conn.once('close', () => this.#pending.delete(socket));
+    try {
+      const [state, audit] = await Promise.all([
+        this.#o.snapshot(principal),
+        lastAuditId === undefined || this.#o.auditSince === undefined ? Promise.resolve([]) : this.#o.auditSince(principal, lastAuditId),
+      ]);
+      const snapshot: Snapshot = {
+        incidents: state.incidents,
+        grants: state.grants.map((g) => redactGrant(g, room)),
+        controllers: state.controllers,
+        at: this.#now(),
+      };
+      pending.ready = { snapshot, audit };
+    } catch (err) {
+      this.#pending.delete(socket);
+      throw err;
+    }
+    socket.data.principal = principal;
+    socket.data.room = room;
+  }
+
+  /** Connected: snapshot, resumed audit, held deltas, then live in the room, all in one tick. */
+  #connected(socket: RtSocket): void {
+    const pending = this.#pending.get(socket);
+    this.#pending.delete(socket);
+    if (pending?.ready === undefined || pending.overflow) {
+      socket.disconnect(true);
+      return;
+    }
+    socket.emit('snapshot', pending.ready.snapshot);
+    for (const a of pending.ready.audit) socket.emit('audit', a);
+    for (const [event, payload] of pending.held) emit(socket, event, payload as RealtimePayloads[typeof event]);
+    // The in-memory adapter joins synchronously: no delta slips in between.
+    void socket.join(pending.room);
+    this.#arm(socket);
+    socket.on('auth:refresh', (token: unknown, ack: unknown) => {
+      const reply = typeof ack === 'function' ? (ack as (r: AuthRefreshResult) => void) : () => undefined;
+      void this.#refresh(socket, token).then(reply);
+    });
+    socket.on('disconnect', () => {
+      clearTimeout(this.#timers.get(socket));
+      this.#timers.delete(socket);
+      this.#refreshing.delete(socket);
+    });
+    const p = socket.data.principal;
+    this.#o.logger.debug('realtime socket connected', { userId: p.sub, role: p.role, room: pending.room });
+  }
+
+  /** Disconnect at the token's expiry (DESIGN §7). */
+  #arm(socket: RtSocket): void {
+    clearTimeout(this.#timers.get(socket));
+    const left = socket.data.principal.exp * 1000 - this.#now();
+    const timer = setTimeout(() => {
+      this.#timers.delete(socket);
+      if (socket.data.principal.exp * 1000 > this.#now()) {
+        this.#arm(socket);
+        return;
+      }
+      this.#o.logger.debug('realtime token expired; disconnecting', { userId: socket.data.principal.sub });
+      socket.emit('auth:expired', errorData('token-expired', 'access token expired; reconnect with a fresh token'));
+      socket.disconnect(true);
+    }, Math.min(Math.max(left, 0), MAX_DELAY_MS));
+    timer.unref();
+    this.#timers.set(socket, timer);
+  }
+
+  async #refresh(socket: RtSocket, token: unknown): Promise<AuthRefreshResult> {
+    if (typeof token !== 'string' || token === '') return { ok: false, error: errorData('validation-failed', 'token must be a string') };
+    if (this.#refreshing.has(socket)) return { ok: false, error: errorData('rate-limited', 'a refresh is already in progress') };
+    this.#refreshing.add(socket);
+    try {
+      const next = toPrincipal(await this.#o.verify(token));
+      const current = socket.data.principal;
+      if (next.exp * 1000 <= this.#now()) return { ok: false, error: errorData('token-expired', 'access token expired') };
+      if (next.sub !== current.sub) return { ok: false, error: errorData('forbidden', 'the token is for another user') };
+      if (roomFor(next) !== socket.data.room) return { ok: false, error: errorData('forbidden', 'the scope changed; reconnect') };
+      if (!socket.connected) return { ok: false, error: errorData('unauthenticated', 'disconnected') };
+      socket.data.principal = next;
+      this.#arm(socket);
+      return { ok: true, exp: next.exp };
+    } catch (err) {
+      return { ok: false, error: this.#describe(err, 'realtime refresh failed') };
+    } finally {
+      this.#refreshing.delete(socket);
+    }
+  }
+
+  /** A handshake refusal as socket.io sends it: `connect_error` with `err.data`. */
+  #refusal(socket: RtSocket, err: unknown): Error & { data: ConnectErrorData } {
+    const data = this.#describe(err, 'realtime handshake failed');
+    this.#o.logger.debug('realtime handshake refused', { code: data.code, address: socket.handshake.address });
+    const refusal = new Error(data.message) as Error & { data: ConnectErrorData };
+    refusal.data = data;
+    return refusal;
+  }
+
+  /** Translate at the boundary; an unexpected error is logged and described without detail. */
+  #describe(err: unknown, what: string): ConnectErrorData {
+    if (err instanceof RefusedError) return err.data;
+    if (isAppError(err)) return errorData(err.code, err.message);
+    if (err instanceof StoreUnavailableError) {
+      this.#o.logger.warn(what, { err: err.message });
+      return errorData('unavailable', 'service unavailable; try again');
+    }
+    this.#o.logger.error(what, { err: err instanceof Error ? err.message : String(err) });
+    return errorData('internal', 'internal error');
+  }
+}
+
+class RefusedError extends Error {
+  readonly data: ConnectErrorData;
+  constructor(code: ConnectErrorData['code'], message: string) {
+    super(message);
+    this.data = { code, message };
+  }
+}
+
+/** Only the fields the channel needs, checked: `verify` may be any token checker. */
+function toPrincipal(v: RealtimePrincipal): RealtimePrincipal {
+  if (typeof v.sub !== 'string' || v.sub === '' || !Number.isFinite(v.exp)) throw new RefusedError('unauthenticated', 'invalid access token');
+  const p: RealtimePrincipal = { sub: v.sub, role: v.role, exp: v.exp };
+  if (v.orgId !== undefined) p.orgId = v.orgId;
+  if (v.unitId !== undefined) p.unitId = v.unitId;
+  return p;
+}
+
+/** socket.io's typed emit cannot follow a generic event name; the payload type is tied by the map. */
+function emit<E extends RealtimeEvent>(target: { emit: (...args: never[]) => unknown }, event: E, payload: RealtimePayloads[E]): void {
+  (target.emit as (event: string, payload: unknown) => unknown).call(target, event, payload);
+}
