@@ -10,8 +10,10 @@ import { newId, type Logger } from '@smart-passage/protocol';
 import { connectMqtt } from '@smart-passage/protocol/controller';
 import type { MqttClient } from 'mqtt';
 import { EmbeddedBroker } from './adapters/embedded-broker.js';
+import { Realtime } from './adapters/realtime.js';
 import { DemoRuntime } from './demo/demo-runtime.js';
-import type { Grant, Incident, User } from './domain/types.js';
+import type { ControllerLive, Grant, Incident, User } from './domain/types.js';
+import type { RealtimePrincipal, Snapshot } from './features/realtime/events.js';
 import { LoginLimiter } from './features/auth/login-limiter.js';
 import { PasswordHasher } from './features/auth/passwords.js';
 import { authRoutes, bearerAuthenticate } from './features/auth/routes.js';
@@ -59,6 +61,7 @@ export class Gateway {
   grants!: GrantService;
   tokens!: TokenService;
   demo: DemoRuntime | undefined;
+  realtime!: Realtime;
   #scheduler!: ExpiryScheduler;
   #server!: Server;
   #mqttUrl = '';
@@ -125,6 +128,10 @@ export class Gateway {
         hasher,
         limiter,
         findUser: async (username): Promise<User | undefined> => (await listAll(this.store, 'users', { field: 'username', value: username }))[0],
+        // A logged-out user's sockets end with the session (DESIGN §7).
+        onAuth: (e) => {
+          if (e.type === 'logout' && e.userId !== undefined) this.realtime?.disconnectUser(e.userId);
+        },
       }),
       ...incidentRoutes({
         store: this.store,
@@ -153,6 +160,10 @@ export class Gateway {
       this.#server.listen(this.#o.http.port, this.#o.http.host, () => resolve());
     });
 
+    this.realtime = new Realtime({ httpServer: this.#server, verify: (t) => this.tokens.verifyAccess(t), snapshot: (p) => this.#snapshot(p), logger, corsOrigins: this.#o.corsOrigins ?? [] });
+    this.realtime.start();
+    this.#wireRealtime();
+
     await this.bridge.start();
     if (this.#o.demo) {
       const gk = this.keys.gateway;
@@ -176,9 +187,65 @@ export class Gateway {
     for (const f of this.listeners.grant) f(g);
   }
 
+  async #orgOfBuilding(buildingId: string): Promise<string | undefined> {
+    return (await this.store.get('buildings', buildingId))?.orgId;
+  }
+
+  /** Fan-out to sockets (DESIGN §6): dispatch always, the building's owner, the units concerned. */
+  #wireRealtime(): void {
+    const rt = this.realtime;
+    const log = this.#o.logger;
+    const failed = (err: unknown) => log.warn('real-time publish failed', { err: String(err) });
+    this.listeners.grant.push((g) => {
+      this.#orgOfBuilding(g.buildingId).then((org) => rt.publish('grant', g, { ...(org ? { buildingOrgId: org } : {}), unitIds: g.unitIds }), failed);
+    });
+    this.listeners.incident.push((i) => rt.publish('incident', i));
+    this.bridge.on('controller', (live) => {
+      this.#controllerOrg(live.id).then((org) => rt.publish('controller', live, org ? { buildingOrgId: org } : {}), failed);
+    });
+    // Controller events reach the live feed now; the audit trail (issue 4) will store them and
+    // publish its own entries (with their chain ids) in this place.
+    this.bridge.on('event', (ctrl, msg) => {
+      this.#controllerOrg(ctrl).then((org) => {
+        const item = { id: `${ctrl}:${msg.boot}:${msg.seq}`, type: `controller.${msg.body.kind}`, controllerId: ctrl, at: msg.body.at, body: msg.body };
+        rt.publish('audit', item, org ? { buildingOrgId: org } : {});
+      }, failed);
+    });
+  }
+
+  async #controllerOrg(ctrl: string): Promise<string | undefined> {
+    const c = await this.store.get('controllers', ctrl);
+    return c ? this.#orgOfBuilding(c.buildingId) : undefined;
+  }
+
+  /** What a socket sees first, scoped like the REST API (DESIGN §7). */
+  async #snapshot(p: RealtimePrincipal): Promise<Omit<Snapshot, 'at'>> {
+    const store = this.store;
+    const live = [...(await listAll(store, 'grants', { field: 'status', value: 'pending' })), ...(await listAll(store, 'grants', { field: 'status', value: 'active' }))];
+    const open = await listAll(store, 'incidents', { field: 'status', value: 'open' });
+    const controllers: ControllerLive[] = await store.list('controllerLive', { limit: 1000 });
+    if (p.role === 'admin' || p.role === 'dispatcher') return { incidents: open, grants: live, controllers };
+    if (p.role === 'owner' && p.orgId !== undefined) {
+      const mine = new Set((await listAll(store, 'buildings', { field: 'orgId', value: p.orgId })).map((b) => b.id));
+      const ctrls = new Set((await store.list('controllers', { limit: 1000 })).filter((c) => mine.has(c.buildingId)).map((c) => c.id));
+      return {
+        incidents: open.filter((i) => i.buildingIds.some((b) => mine.has(b))),
+        grants: live.filter((g) => mine.has(g.buildingId)),
+        controllers: controllers.filter((c) => ctrls.has(c.id)),
+      };
+    }
+    if (p.role === 'responder' && p.unitId !== undefined) {
+      const grants = live.filter((g) => g.unitIds.includes(p.unitId!));
+      const incidents = new Set(grants.map((g) => g.incidentId));
+      return { incidents: open.filter((i) => incidents.has(i.id)), grants, controllers: [] };
+    }
+    return { incidents: [], grants: [], controllers: [] };
+  }
+
   async stop(): Promise<void> {
     await this.#scheduler?.stop();
     this.bridge?.stop();
+    await this.realtime?.stop();
     await this.demo?.stop();
     await new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()));
     this.#server?.closeAllConnections();

@@ -3,6 +3,7 @@
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { io, type Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { silentLogger, type Message } from '@smart-passage/protocol';
 import { PasswordHasher } from '../../src/features/auth/passwords.js';
@@ -71,6 +72,18 @@ describe('the gateway over HTTP, embedded setup with the demo district', () => {
 
   it('grants a route and every demo controller on it applies it; a tag opens the street door', async () => {
     const token = await login('dispatch');
+    // Sockets: dispatch sees everything; the other building's owner sees nothing of this grant.
+    const seen = { dispatch: [] as [string, Record<string, unknown>][], brf: [] as [string, Record<string, unknown>][] };
+    const sockets: Socket[] = [];
+    for (const [who, user] of [['dispatch', 'dispatch'], ['brf', 'owner-brf']] as const) {
+      const s = io(gw.httpUrl, { auth: { token: await login(user) }, transports: ['websocket'], reconnection: false });
+      s.onAny((event: string, payload: Record<string, unknown>) => seen[who].push([event, payload]));
+      sockets.push(s);
+      await new Promise<void>((resolve, reject) => {
+        s.once('snapshot', () => resolve());
+        s.once('connect_error', reject);
+      });
+    }
     await until(async () => (await gw.store.list('controllerLive', { limit: 100 })).filter((l) => l.online).length === 15);
     const inc = await api('/api/v1/incidents', { token, body: { kind: 'fire', location: { lat: 59.3146, lng: 18.0745 }, address: 'Götgatan 78' } });
     expect(inc.status).toBe(201);
@@ -99,6 +112,11 @@ describe('the gateway over HTTP, embedded setup with the demo district', () => {
     // The granted unit's responder sees the PIN; owners and dispatchers are not sent it again.
     expect((await api(`/api/v1/grants/${grant.id}`, { token: await login('responder') })).body.pin).toBe(created.body.pin);
     expect((await api(`/api/v1/grants/${grant.id}`, { token: await login('amb3010') })).status).toBe(404);
+
+    await until(() => seen.dispatch.some(([e, p]) => e === 'audit' && p.type === 'controller.access' && p.controllerId === 'ctl-sofa-01'));
+    expect(seen.dispatch.some(([e, p]) => e === 'grant' && p.id === grant.id && p.status === 'active')).toBe(true);
+    expect(seen.brf.some(([e, p]) => JSON.stringify(p).includes(grant.id) || (e === 'audit' && p.controllerId === 'ctl-sofa-01'))).toBe(false);
+    for (const s of sockets) s.close();
 
     const revoked = await api(`/api/v1/grants/${grant.id}/revoke`, { token, method: 'POST' });
     expect(revoked.body.status).toBe('revoked');
