@@ -22,6 +22,7 @@ import { ControllerBridge } from './features/controllers/controller-bridge.js';
 import { ExpiryScheduler } from './features/grants/expiry-scheduler.js';
 import { GrantService } from './features/grants/grant-service.js';
 import { incidentRoutes } from './features/incidents/routes.js';
+import { adminRoutes } from './features/admin/index.js';
 import { createHttpApp } from './http/app.js';
 import type { RouteDef } from './http/routes.js';
 import { loadOrCreateKeys, type GatewayKeys } from './keys/key-store.js';
@@ -131,6 +132,17 @@ export class Gateway {
         // A logged-out user's sockets end with the session (DESIGN §7).
         onAuth: (e) => {
           if (e.type === 'logout' && e.userId !== undefined) this.realtime?.disconnectUser(e.userId);
+        },
+      }),
+      ...adminRoutes({
+        store: this.store,
+        hasher,
+        // A blocked or changed tag leaves every live grant of its unit at once (DESIGN §4 flow 5).
+        onTagBlocked: async (tag) => {
+          await this.grants.resyncUnit(tag.unitId);
+        },
+        onTagChanged: async ({ before, after }) => {
+          for (const unitId of new Set([before?.unitId, after?.unitId].filter((u): u is string => u !== undefined))) await this.grants.resyncUnit(unitId);
         },
       }),
       ...incidentRoutes({

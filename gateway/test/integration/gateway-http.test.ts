@@ -124,6 +124,21 @@ describe('the gateway over HTTP, embedded setup with the demo district', () => {
     expect(street?.presentTag('entre', 'F1231001')).toMatchObject({ result: 'denied' });
   });
 
+  it('blocking a lost tag takes it off every live grant at once; the unit\'s other tag still works', async () => {
+    const token = await login('dispatch');
+    const inc = await api('/api/v1/incidents', { token, body: { kind: 'ambulance', location: { lat: 59.3146, lng: 18.0745 } } });
+    const created = await api(`/api/v1/incidents/${String(inc.body.id)}/grants`, { token, body: { buildingId: 'bld-01', doorIds: ['door-01-1'], unitIds: ['unit-rtj-2310'], minutes: 20 } });
+    const grant = created.body.grant as { id: string };
+    await until(async () => (await api(`/api/v1/grants/${grant.id}`, { token })).body.status === 'active');
+    const street = gw.demo?.controllers.find((c) => c.id === 'ctl-sofa-01');
+    expect(street?.presentTag('entre', 'F1231002').result).toBe('granted');
+    const blocked = await api('/api/v1/tags/tag-rtj-2310-2/block', { token, method: 'POST' });
+    expect(blocked.status, JSON.stringify(blocked.body)).toBe(200);
+    await until(() => street?.presentTag('entre', 'F1231002').result === 'denied');
+    expect(street?.presentTag('entre', 'F1231001').result).toBe('granted');
+    await api(`/api/v1/grants/${grant.id}/revoke`, { token, method: 'POST' });
+  });
+
   it('refuses a grant the building policy does not allow, and bad bodies, with codes and no change', async () => {
     const token = await login('dispatch');
     const inc = await api('/api/v1/incidents', { token, body: { kind: 'fire', location: { lat: 59.31, lng: 18.07 } } });

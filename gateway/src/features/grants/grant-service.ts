@@ -143,6 +143,23 @@ export class GrantService {
     return out;
   }
 
+  /**
+   * A unit's credentials changed (a tag blocked, added or moved): every controller holding a live
+   * grant of that unit gets a new version without the blocked tag (DESIGN §4 flow 5).
+   * Returns the controllers re-synced.
+   */
+  async resyncUnit(unitId: string): Promise<string[]> {
+    const now = this.#now();
+    const ctrls = new Set<string>();
+    for (const g of await listAll(this.#o.store, 'grants', { field: 'unitIds', value: unitId })) {
+      if (!isLive(g, now)) continue;
+      for (const c of controllersOf(g, await this.#doorMap(g.buildingId))) ctrls.add(c);
+    }
+    for (const c of ctrls) await this.#o.store.bumpDesiredVersion(c);
+    await this.#syncAll([...ctrls]);
+    return [...ctrls].sort();
+  }
+
   /** At start: every controller behind its desired version gets its set again (DESIGN §10). */
   async reconcile(): Promise<number> {
     const { store } = this.#o;
