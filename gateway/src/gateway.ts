@@ -8,6 +8,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { newId, type Logger } from '@smart-passage/protocol';
 import { connectMqtt } from '@smart-passage/protocol/controller';
+import { controllerTopic } from '@smart-passage/protocol';
 import type { MqttClient } from 'mqtt';
 import { EmbeddedBroker } from './adapters/embedded-broker.js';
 import { Realtime } from './adapters/realtime.js';
@@ -18,7 +19,9 @@ import { LoginLimiter } from './features/auth/login-limiter.js';
 import { PasswordHasher } from './features/auth/passwords.js';
 import { authRoutes, bearerAuthenticate } from './features/auth/routes.js';
 import { TokenService } from './features/auth/tokens.js';
+import { BrokerAuth } from './features/controllers/broker-auth.js';
 import { ControllerBridge } from './features/controllers/controller-bridge.js';
+import { ControllerRegistry, controllerRoutes } from './features/controllers/registration.js';
 import { ExpiryScheduler } from './features/grants/expiry-scheduler.js';
 import { GrantService } from './features/grants/grant-service.js';
 import { incidentRoutes } from './features/incidents/routes.js';
@@ -96,17 +99,33 @@ export class Gateway {
       logger.info('first admin created', { username: admin.username });
     }
 
+    // The gateway's own account on the embedded broker: made per run, it never leaves the process.
+    const service = { username: 'sp-gateway', password: randomBytes(24).toString('base64url') };
+    let brokerAuth: BrokerAuth | undefined;
     if ('embedded' in this.#o.mqtt) {
-      this.broker = new EmbeddedBroker({ host: this.#o.mqtt.embedded.host, port: this.#o.mqtt.embedded.port, logger });
+      // DESIGN §5.1, §7: each controller logs in with its own credentials and touches only its topics.
+      const auth = new BrokerAuth({ store: this.store, hasher, service, logger });
+      brokerAuth = auth;
+      this.broker = new EmbeddedBroker({
+        host: this.#o.mqtt.embedded.host,
+        port: this.#o.mqtt.embedded.port,
+        logger,
+        authenticate: (c, u, p, w) => auth.authenticate(c, u, p, w),
+        authorizePublish: (c, p) => auth.authorizePublish(c, p),
+        authorizeSubscribe: (c, sub) => auth.authorizeSubscribe(c, sub),
+      });
       await this.broker.start();
       this.#mqttUrl = this.broker.url;
     } else {
       this.#mqttUrl = this.#o.mqtt.url;
     }
-    const creds = 'embedded' in this.#o.mqtt ? {} : { ...(this.#o.mqtt.username ? { username: this.#o.mqtt.username } : {}), ...(this.#o.mqtt.password ? { password: this.#o.mqtt.password } : {}) };
+    const creds =
+      'embedded' in this.#o.mqtt
+        ? service
+        : { ...(this.#o.mqtt.username ? { username: this.#o.mqtt.username } : {}), ...(this.#o.mqtt.password ? { password: this.#o.mqtt.password } : {}) };
     // A persistent session: controller events published while the gateway is away wait in the
     // broker, and an event not yet acked (not yet stored) comes again (DESIGN §8, §10).
-    this.client = connectMqtt({ url: this.#mqttUrl, clientId: `sp-gateway-${this.#o.redisPrefix ?? 'main'}`.slice(0, 64), clean: false, reconnectPeriod: 1000, ...creds });
+    this.client = connectMqtt({ url: this.#mqttUrl, clientId: 'embedded' in this.#o.mqtt ? service.username : `sp-gateway-${this.#o.redisPrefix ?? 'main'}`.slice(0, 64), clean: false, reconnectPeriod: 1000, ...creds });
     await new Promise<void>((resolve, reject) => {
       this.client.once('connect', () => resolve());
       this.client.once('error', reject);
@@ -145,6 +164,23 @@ export class Gateway {
           for (const unitId of new Set([before?.unitId, after?.unitId].filter((u): u is string => u !== undefined))) await this.grants.resyncUnit(unitId);
         },
       }),
+      ...controllerRoutes(
+        new ControllerRegistry({
+          store: this.store,
+          hasher,
+          mqttUrl: () => this.#mqttUrl,
+          gatewayKeys: () => [this.keys.gateway.current, ...(this.keys.gateway.next ? [this.keys.gateway.next] : [])].map((k) => ({ kid: k.kid, publicKey: k.publicKey })),
+          reservedIds: [service.username],
+          logger,
+          onRemoved: (id) => {
+            brokerAuth?.forget(id);
+            this.bridge.forgetKeys(id);
+            this.broker?.disconnectClient(id);
+            this.client.publish(controllerTopic(id, 'state'), '', { qos: 1, retain: true });
+          },
+          onRegistered: (view) => this.realtime?.publish('controller', { id: view.id, online: false, appliedVersion: 0, lastSeq: 0, clockSafe: false, doors: [] }),
+        }),
+      ),
       ...incidentRoutes({
         store: this.store,
         grants: this.grants,
