@@ -49,6 +49,8 @@ export interface GatewayOptions {
   corsOrigins?: string[];
   env: Readonly<Record<string, string | undefined>>;
   logger: Logger;
+  /** A clean MQTT session instead of the persistent one (tests on a shared broker, which would keep a persistent session's queue forever). */
+  cleanSession?: boolean;
   /** Lower scrypt cost (tests only). */
   hasher?: PasswordHasher;
   tickMs?: number;
@@ -125,7 +127,7 @@ export class Gateway {
         : { ...(this.#o.mqtt.username ? { username: this.#o.mqtt.username } : {}), ...(this.#o.mqtt.password ? { password: this.#o.mqtt.password } : {}) };
     // A persistent session: controller events published while the gateway is away wait in the
     // broker, and an event not yet acked (not yet stored) comes again (DESIGN §8, §10).
-    this.client = connectMqtt({ url: this.#mqttUrl, clientId: 'embedded' in this.#o.mqtt ? service.username : `sp-gateway-${this.#o.redisPrefix ?? 'main'}`.slice(0, 64), clean: false, reconnectPeriod: 1000, ...creds });
+    this.client = connectMqtt({ url: this.#mqttUrl, clientId: 'embedded' in this.#o.mqtt ? service.username : `sp-gateway-${this.#o.redisPrefix ?? 'main'}`.slice(0, 64), clean: this.#o.cleanSession ?? false, reconnectPeriod: 1000, ...creds });
     await new Promise<void>((resolve, reject) => {
       this.client.once('connect', () => resolve());
       this.client.once('error', reject);
@@ -212,6 +214,7 @@ export class Gateway {
     this.realtime.start();
     this.#wireRealtime();
 
+    if (this.broker) await this.#forgetPresence();
     await this.bridge.start();
     if (this.#o.demo) {
       const gk = this.keys.gateway;
@@ -229,6 +232,23 @@ export class Gateway {
     // DESIGN §10: after a restart, every controller behind gets its set, and overdue grants expire.
     await this.grants.reconcile();
     await this.#scheduler.start();
+  }
+
+  /**
+   * The embedded broker starts empty: no retained state and no will survive the last run, so a
+   * controller stored as online from that run (a crash leaves it so) would be shown online even if
+   * it never returns (DESIGN §10). Mark them offline; their births, retained or live, bring them back.
+   */
+  async #forgetPresence(): Promise<void> {
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.store.list('controllerLive', { limit: 500, ...(after !== undefined ? { after } : {}) });
+      for (const live of page) {
+        if (live.online) await this.store.update('controllerLive', live.id, (cur) => (cur.online ? { ...cur, online: false } : undefined));
+      }
+      if (page.length < 500) return;
+      after = page[page.length - 1]?.id;
+    }
   }
 
   #emitGrant(g: Grant): void {
