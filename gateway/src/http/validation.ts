@@ -11,7 +11,8 @@
  * - defaults from the schema fill missing query and body fields;
  * - text must be well-formed: no lone UTF-16 surrogates and no control characters other than
  *   tab, CR and LF, in values or in keys. Such input cannot round-trip through every store and
- *   log line, and has no legitimate use in this API.
+ *   log line, and has no legitimate use in this API;
+ * - arrays and objects nested more than `MAX_DEPTH` levels are refused before anything else.
  */
 import { FormatRegistry, Kind, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
@@ -132,6 +133,24 @@ function textIssues(value: unknown, part: RequestPart, path: string, out: FieldI
 
 const MAX_ISSUES = 20;
 
+/**
+ * Deeper than any request schema here. A 64 kB JSON body can nest some 30 000 arrays, and the
+ * recursive walks below (defaults, text checks) would overflow the stack on it: a 500 any caller,
+ * logged in or not, could cause. So depth is checked first, without recursion.
+ */
+export const MAX_DEPTH = 32;
+
+function tooDeep(value: unknown): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  for (let top = stack.pop(); top !== undefined; top = stack.pop()) {
+    const [v, depth] = top;
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth >= MAX_DEPTH) return true;
+    for (const child of Array.isArray(v) ? (v as unknown[]) : Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
 /** A compiled validator for one part of a request. */
 export class PartValidator {
   readonly schema: TSchema;
@@ -148,6 +167,7 @@ export class PartValidator {
 
   /** The coerced, defaulted value, or the list of issues (first per JSON pointer, at most 20). */
   run(input: unknown): { ok: true; value: unknown } | { ok: false; issues: FieldIssue[] } {
+    if (tooDeep(input)) return { ok: false, issues: [{ in: this.part, path: '', message: `nested more than ${MAX_DEPTH} levels deep` }] };
     let value = input;
     if ((this.part === 'query' || this.part === 'params') && isNode(value)) value = coerceFlat(this.schema, value);
     if (this.part !== 'params' && value !== undefined) value = Value.Default(this.schema, value);
