@@ -2,7 +2,7 @@
 // expiry scheduler, a real broker, a real store, and three reference controllers.
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
-import { generateRawKeyPair, privateKeyFromSeed, silentLogger, streamLogger, type Message, type ProvisioningBundle } from '@smart-passage/protocol';
+import { controllerTopic, generateRawKeyPair, privateKeyFromSeed, silentLogger, streamLogger, type Message, type ProvisioningBundle } from '@smart-passage/protocol';
 import { connectMqtt, MemoryStateStore, ReferenceController } from '@smart-passage/protocol/controller';
 import { EmbeddedBroker } from '../../src/adapters/embedded-broker.js';
 import type { Door } from '../../src/domain/types.js';
@@ -112,9 +112,17 @@ async function world(kind: 'embedded' | 'services') {
   for (const c of controllers) await c.start();
   cleanups.push(async () => {
     for (const c of controllers) await c.stop();
-    for (const c of controllers) client.publish(`sp/v1/c/${c.id}/state`, '', { qos: 1, retain: true });
+    if (client.connected) {
+      for (const c of controllers) client.publish(`sp/v1/c/${c.id}/state`, '', { qos: 1, retain: true });
+      return;
+    }
+    // A test ended the gateway's client ("the gateway is gone"): clear the retained states with our own.
+    const own = connectMqtt({ url: broker.url, clientId: `clear-${suffix}`, clean: true, reconnectPeriod: 0 });
+    await new Promise<void>((resolve) => own.once('connect', () => resolve()));
+    for (const c of controllers) await own.publishAsync(`sp/v1/c/${c.id}/state`, '', { qos: 1, retain: true });
+    await own.endAsync();
   });
-  return { store, bridge, grants, controllers, doors, events };
+  return { url: broker.url, store, client, bridge, grants, scheduler, controllers, doors, events };
 }
 
 const until = async (cond: () => boolean | Promise<boolean>, ms = 5000, what = "condition") => {
@@ -143,6 +151,48 @@ describe.each([['embedded (aedes + SQLite)', 'embedded'], ['production services 
     await until(async () => (await w.store.get('grants', grant.id))?.status === 'expired', 5000);
     expect(a?.presentTag('street', TAG)).toMatchObject({ result: 'denied' });
     expect((await w.store.get('grants', grant.id))?.pin).toBeUndefined();
+  });
+
+  it('expires the grant on the controllers with the gateway gone, with no message from anyone (DESIGN §10)', async () => {
+    const w = await world(kind);
+    await until(async () => (await w.store.list('controllerLive')).filter((l) => l.online).length === 3);
+    const { grant } = await w.grants.create({ incidentId: 'inc-1', buildingId: 'bld-1', doorIds: w.doors.map((d) => d.id), unitIds: ['unit-1'], durationMs: 1500 }, { userId: 'user-1' });
+    await until(async () => (await w.store.get('grants', grant.id))?.status === 'active', 5000, 'delivered');
+    // A witness on the broker for anything sent to these controllers, and what they apply or drop.
+    const ours = new Set(w.controllers.map((c) => c.id));
+    const heard: string[] = [];
+    const applied: string[] = [];
+    const expired = new Map<string, string[]>();
+    const spy = connectMqtt({ url: w.url, clientId: `spy-${grant.id}`.slice(0, 64), clean: true, reconnectPeriod: 0 });
+    await new Promise<void>((resolve) => spy.once('connect', () => resolve()));
+    cleanups.push(() => spy.endAsync());
+    spy.on('message', (topic) => {
+      if (ours.has(topic.split('/')[3] ?? '')) heard.push(topic);
+    });
+    await spy.subscribeAsync([...ours].flatMap((id) => [controllerTopic(id, 'sync'), controllerTopic(id, 'cmd')]), { qos: 1 });
+    for (const c of w.controllers) {
+      c.on('applied', (v) => applied.push(`${c.id}@${v}`));
+      c.on('expired', (ids) => expired.set(c.id, ids));
+    }
+
+    // The gateway is gone: no scheduler, no bridge, no connection to the broker.
+    await w.scheduler.stop();
+    w.bridge.stop();
+    await w.client.endAsync();
+    expect(Date.now(), 'the gateway stopped only after the grant had ended').toBeLessThan(grant.notAfter);
+    await until(() => expired.size === 3, grant.notAfter - Date.now() + 1000, 'local expiry on every controller');
+    for (const ids of expired.values()) expect(ids).toEqual([grant.id]);
+    // Long enough that a running gateway (tick 100 ms) would have expired it and sent new sets.
+    await new Promise((r) => setTimeout(r, 700));
+    const [a, b, c] = w.controllers;
+    for (const [ctrl, door] of [[a, 'street'], [b, 'floor-3'], [c, 'lift']] as const) {
+      expect(ctrl?.presentTag(door, TAG)).toMatchObject({ result: 'denied', reason: 'expired', grantId: grant.id });
+      expect(ctrl?.grants).toEqual([]);
+    }
+    expect(heard).toEqual([]);
+    expect(applied).toEqual([]);
+    // Nobody told the store: the gateway's next start expires it there (restart.test.ts).
+    expect((await w.store.get('grants', grant.id))?.status).toBe('active');
   });
 
   it('revokes at once, and a controller that was offline gets the grant on its birth', async () => {
