@@ -10,6 +10,7 @@ import type {
   Agency,
   Building,
   Controller,
+  ControllerEvent,
   ControllerLive,
   Door,
   Grant,
@@ -32,6 +33,7 @@ export interface Collections {
   tags: Tag;
   incidents: Incident;
   grants: Grant;
+  controllerEvents: ControllerEvent;
 }
 export type CollectionName = keyof Collections;
 
@@ -53,6 +55,7 @@ export const INDEXES: { readonly [K in CollectionName]: readonly StringKeys<Coll
   tags: ['unitId', 'status'],
   incidents: ['status'],
   grants: ['incidentId', 'buildingId', 'status', 'unitIds'],
+  controllerEvents: ['controllerId', 'kind'],
 };
 
 /** Fields whose value is unique within the collection (insert/replace refuse a second holder). */

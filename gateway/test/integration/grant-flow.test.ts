@@ -147,6 +147,10 @@ describe.each([['embedded (aedes + SQLite)', 'embedded'], ['production services 
     expect(b?.presentTag('floor-3', TAG).result).toBe('granted');
     expect(c?.presentTag('lift', TAG).result).toBe('granted');
     await until(() => w.events.filter((e) => e.body.kind === 'access').length === 3);
+    // Stored before acked (DESIGN §8), and door events keep the live door states current.
+    const storedEvents = await w.store.list('controllerEvents', { where: { field: 'kind', value: 'access' }, limit: 100 });
+    expect(storedEvents.map((e) => e.body.result).sort()).toEqual(['granted', 'granted', 'granted']);
+    await until(async () => (await w.store.get('controllerLive', a!.id))?.doors.find((d) => d.ref === 'street')?.locked === false);
     // Expiry: the controllers drop it on their own, and the gateway marks it expired.
     await until(async () => (await w.store.get('grants', grant.id))?.status === 'expired', 5000);
     expect(a?.presentTag('street', TAG)).toMatchObject({ result: 'denied' });

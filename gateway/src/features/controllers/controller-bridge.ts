@@ -275,10 +275,42 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
   }
 
   async #onEvt(ctrl: string, msg: Message<'evt'>): Promise<void> {
-    const verdict = await this.#o.store.classifyEvent(ctrl, msg.boot, msg.seq);
+    const { store } = this.#o;
+    // Stored first (the PUBACK waits for this handler): a crash before it means redelivery.
+    await store.insert('controllerEvents', {
+      id: `${ctrl}:${msg.boot}:${msg.seq}`,
+      controllerId: ctrl,
+      boot: msg.boot,
+      seq: msg.seq,
+      kind: msg.body.kind,
+      at: msg.body.at,
+      receivedAt: this.#now(),
+      body: msg.body,
+    }).catch((err: unknown) => {
+      // Already stored: a redelivery. Whether it was handed on is what classifyEvent remembers.
+      if (!(err instanceof Error && err.name === 'StoreConflictError')) throw err;
+    });
+    const verdict = await store.classifyEvent(ctrl, msg.boot, msg.seq);
     if (verdict.kind === 'duplicate') return;
     if (verdict.kind === 'new' && verdict.missing > 0) this.emit('missing', ctrl, msg.boot, verdict.missing);
+    if (msg.body.kind === 'door') await this.#applyDoor(ctrl, msg.body.door, msg.body.state);
     await this.onEvent(ctrl, msg);
     this.emit('event', ctrl, msg);
+  }
+
+  /** Door events keep the live door states current (DESIGN §5.3: the map shows them). */
+  async #applyDoor(ctrl: string, ref: string, state: 'open' | 'closed' | 'forced' | 'held' | 'unlocked' | 'locked'): Promise<void> {
+    const next = await this.#o.store.update('controllerLive', ctrl, (cur) => {
+      const doors = cur.doors.some((d) => d.ref === ref) ? cur.doors : [...cur.doors, { ref, locked: true, open: false }];
+      return {
+        ...cur,
+        doors: doors.map((d) => {
+          if (d.ref !== ref) return d;
+          if (state === 'locked' || state === 'unlocked') return { ...d, locked: state === 'locked' };
+          return { ...d, open: state !== 'closed' };
+        }),
+      };
+    });
+    if (next) this.emit('controller', next);
   }
 }
