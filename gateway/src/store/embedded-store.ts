@@ -4,7 +4,7 @@
  * runs to completion before it returns and is atomic within this process; writes that read first
  * run in IMMEDIATE transactions so a second process on the same file cannot interleave either.
  */
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { classifyEventSeq, nextSeq, type EventSeqState } from '@smart-passage/protocol';
@@ -103,6 +103,8 @@ export class EmbeddedStore implements StorePort {
     try {
       if (this.options.path !== ':memory:') mkdirSync(dirname(this.options.path), { recursive: true });
       db = new Database(this.options.path);
+      // Password hashes and PINs live here: owner-only, before the WAL (which copies the mode) exists.
+      if (this.options.path !== ':memory:') chmodSync(this.options.path, 0o600);
       // DESIGN §10 "no grant lost": WAL for concurrent readers, FULL so a committed write
       // survives a power cut, not only a process crash.
       db.pragma('journal_mode = WAL');
