@@ -21,6 +21,7 @@ beforeAll(async () => {
     mqtt: { embedded: { host: '127.0.0.1', port: 0 } },
     demo: true,
     demoPasswords: PASSWORDS,
+    admin: { username: 'first-admin', password: 'first-admin-pw' },
     env: {},
     logger: silentLogger,
     hasher: new PasswordHasher({ N: 2 ** 10, r: 8, p: 1 }),
@@ -62,6 +63,12 @@ describe('the gateway over HTTP, embedded setup with the demo district', () => {
   it('keeps its generated keys and demo secrets out of reach (0600)', () => {
     expect(statSync(join(dir, 'demo', 'secrets.json')).mode & 0o077).toBe(0);
     expect(gw.demo?.controllers.length).toBe(15);
+  });
+
+  it('creates the first admin from SP_ADMIN_USER / SP_ADMIN_PASSWORD', async () => {
+    const r = await api('/api/v1/auth/login', { body: { username: 'first-admin', password: 'first-admin-pw' } });
+    expect(r.status).toBe(200);
+    expect((r.body.user as { role: string }).role).toBe('admin');
   });
 
   it('refuses wrong passwords and missing tokens with a code', async () => {
