@@ -1,13 +1,13 @@
 // The assembled gateway on production services: the machine's Mosquitto (127.0.0.1:1883) and
 // Redis (127.0.0.1:6379, under a key prefix of this test's own), keys from the environment.
 // Login → incident → grant → every controller applied → a tag → the access event on a socket.
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
 import { io } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deletePrefix, uniquePrefix } from '../store/helpers.js';
 import { controllerTopic, generateRawKeyPair, silentLogger } from '@smart-passage/protocol';
 import { PasswordHasher } from '../../src/features/auth/passwords.js';
 import { Gateway } from '../../src/gateway.js';
@@ -15,7 +15,7 @@ import { Gateway } from '../../src/gateway.js';
 const MOSQUITTO_URL = process.env.SP_TEST_MOSQUITTO_URL ?? 'mqtt://127.0.0.1:1883';
 const REDIS_URL = process.env.SP_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const PASSWORDS = { admin: 'admin-pw-2', dispatch: 'dispatch-pw-2', responder: 'responder-pw-2', amb3010: 'amb-pw-2', owner: 'owner-pw-2', 'owner-brf': 'brf-pw-2' };
-const prefix = `sp-test-gw-${randomBytes(4).toString('hex')}:`;
+const prefix = uniquePrefix();
 const dir = mkdtempSync(join(tmpdir(), 'sp-gws-'));
 let gw: Gateway;
 
@@ -50,14 +50,7 @@ afterAll(async () => {
   // Leave nothing on the shared services: no retained states, no keys under our prefix.
   for (const id of ids) client.publish(controllerTopic(id, 'state'), '', { qos: 1, retain: true });
   await gw.stop();
-  const redis = new Redis(REDIS_URL);
-  for (let cursor = '0'; ; ) {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
-    if (keys.length > 0) await redis.del(...keys);
-    cursor = next;
-    if (cursor === '0') break;
-  }
-  await redis.quit();
+  await deletePrefix(prefix);
   rmSync(dir, { recursive: true, force: true });
 }, 30_000);
 

@@ -2,6 +2,7 @@
 // expiry scheduler, a real broker, a real store, and three reference controllers.
 import { randomBytes } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
+import { deletePrefix, uniquePrefix } from '../store/helpers.js';
 import { controllerTopic, generateRawKeyPair, privateKeyFromSeed, silentLogger, streamLogger, type Message, type ProvisioningBundle } from '@smart-passage/protocol';
 import { connectMqtt, MemoryStateStore, ReferenceController } from '@smart-passage/protocol/controller';
 import { EmbeddedBroker } from '../../src/adapters/embedded-broker.js';
@@ -9,7 +10,6 @@ import type { Door } from '../../src/domain/types.js';
 import { ControllerBridge } from '../../src/features/controllers/controller-bridge.js';
 import { ExpiryScheduler } from '../../src/features/grants/expiry-scheduler.js';
 import { GrantService } from '../../src/features/grants/grant-service.js';
-import { Redis } from 'ioredis';
 import { EmbeddedStore } from '../../src/store/embedded-store.js';
 import { RedisStore } from '../../src/store/redis-store.js';
 import type { StorePort } from '../../src/store/port.js';
@@ -34,20 +34,13 @@ async function services(kind: 'embedded' | 'services'): Promise<{ url: string; s
     cleanups.push(() => store.stop());
     return { url: broker.url, store };
   }
-  const prefix = `sp-test-flow-${randomBytes(4).toString('hex')}:`;
+  const prefix = uniquePrefix();
   const store = new RedisStore({ url: REDIS_URL, prefix, logger: silentLogger });
   await store.start();
   cleanups.push(async () => {
     await store.stop();
     // Leave nothing behind on the shared Redis: only our own prefix.
-    const redis = new Redis(REDIS_URL);
-    for (let cursor = '0'; ; ) {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
-      if (keys.length > 0) await redis.del(...keys);
-      cursor = next;
-      if (cursor === '0') break;
-    }
-    await redis.quit();
+    await deletePrefix(prefix);
   });
   return { url: MOSQUITTO_URL, store };
 }
