@@ -23,6 +23,7 @@ import { BrokerAuth } from './features/controllers/broker-auth.js';
 import { ControllerBridge } from './features/controllers/controller-bridge.js';
 import { ControllerRegistry, controllerRoutes } from './features/controllers/registration.js';
 import { ExpiryScheduler } from './features/grants/expiry-scheduler.js';
+import { openGrants } from './features/grants/desired-state.js';
 import { GrantService } from './features/grants/grant-service.js';
 import { incidentRoutes } from './features/incidents/routes.js';
 import { adminRoutes } from './features/admin/index.js';
@@ -289,7 +290,7 @@ export class Gateway {
   /** What a socket sees first, scoped like the REST API (DESIGN §7). */
   async #snapshot(p: RealtimePrincipal): Promise<Omit<Snapshot, 'at'>> {
     const store = this.store;
-    const live = [...(await listAll(store, 'grants', { field: 'status', value: 'pending' })), ...(await listAll(store, 'grants', { field: 'status', value: 'active' }))];
+    const live = await openGrants(store);
     const open = await listAll(store, 'incidents', { field: 'status', value: 'open' });
     const controllers: ControllerLive[] = await store.list('controllerLive', { limit: 1000 });
     if (p.role === 'admin' || p.role === 'dispatcher') return { incidents: open, grants: live, controllers };

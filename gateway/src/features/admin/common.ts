@@ -9,6 +9,7 @@ import type { Building, Grant, Tag } from '../../domain/types.js';
 import { AppError } from '../../errors.js';
 import type { Principal } from '../../http/routes.js';
 import { listAll } from '../../store/list-all.js';
+import { isOpen } from '../grants/desired-state.js';
 import { StoreConflictError, type CollectionName, type Collections, type IndexField, type StorePort } from '../../store/port.js';
 import type { PasswordHasher } from '../auth/passwords.js';
 
@@ -115,7 +116,7 @@ export async function refuseIfReferenced<K extends CollectionName>(store: StoreP
 
 /** Grants not yet ended (pending or active) with an index value. */
 export async function liveGrants(store: StorePort, where: { field: IndexField<'grants'>; value: string }): Promise<Grant[]> {
-  return (await listAll(store, 'grants', where)).filter((g) => g.status === 'pending' || g.status === 'active');
+  return (await listAll(store, 'grants', where)).filter(isOpen);
 }
 
 /**

@@ -24,10 +24,10 @@ import {
   type SigningKey,
   type TrustedKeys,
 } from '@smart-passage/protocol';
-import type { ControllerLive, Door, Grant, Tag } from '../../domain/types.js';
+import type { ControllerLive, Door, Tag } from '../../domain/types.js';
 import { listAll } from '../../store/list-all.js';
 import type { StorePort } from '../../store/port.js';
-import { desiredGrantsFor, isLive } from '../grants/desired-state.js';
+import { desiredGrantsFor, isLive, openGrants } from '../grants/desired-state.js';
 import { applyState, emptyLive } from './presence.js';
 
 export interface ControllerBridgeOptions {
@@ -164,12 +164,7 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
     const myDoors = await store.list('doors', { where: { field: 'controllerId', value: ctrl }, limit: 1000 });
     const doors = new Map<string, Door>();
     for (const d of myDoors) doors.set(d.id, d);
-    const grants: Grant[] = [];
-    for (const status of ['pending', 'active'] as const) {
-      for (const g of await listAll(store, 'grants', { field: 'status', value: status })) {
-        if (g.doorIds.some((id) => doors.has(id))) grants.push(g);
-      }
-    }
+    const grants = (await openGrants(store)).filter((g) => g.doorIds.some((id) => doors.has(id)));
     const tagsByUnit = new Map<string, Tag[]>();
     for (const unitId of new Set(grants.flatMap((g) => g.unitIds))) {
       tagsByUnit.set(unitId, await listAll(store, 'tags', { field: 'unitId', value: unitId }));
@@ -259,17 +254,15 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
     const { store } = this.#o;
     const now = this.#now();
     const done: string[] = [];
-    for (const status of ['pending', 'active'] as const) {
-      for (const g of await listAll(store, 'grants', { field: 'status', value: status })) {
-        if (!g.deliveries.some((d) => d.controllerId === ctrl && d.state === 'pending' && d.version <= applied)) continue;
-        const next = await store.update('grants', g.id, (cur) => {
-          if (!isLive(cur, now) && cur.status !== 'pending') return undefined;
-          const deliveries = cur.deliveries.map((d) => (d.controllerId === ctrl && d.state === 'pending' && d.version <= applied ? { ...d, state: 'delivered' as const, deliveredAt: now } : d));
-          const all = deliveries.every((d) => d.state === 'delivered');
-          return { ...cur, deliveries, status: cur.status === 'pending' && all ? 'active' : cur.status };
-        });
-        if (next) done.push(g.id);
-      }
+    for (const g of await openGrants(store)) {
+      if (!g.deliveries.some((d) => d.controllerId === ctrl && d.state === 'pending' && d.version <= applied)) continue;
+      const next = await store.update('grants', g.id, (cur) => {
+        if (!isLive(cur, now) && cur.status !== 'pending') return undefined;
+        const deliveries = cur.deliveries.map((d) => (d.controllerId === ctrl && d.state === 'pending' && d.version <= applied ? { ...d, state: 'delivered' as const, deliveredAt: now } : d));
+        const all = deliveries.every((d) => d.state === 'delivered');
+        return { ...cur, deliveries, status: cur.status === 'pending' && all ? 'active' : cur.status };
+      });
+      if (next) done.push(g.id);
     }
     if (done.length > 0) this.emit('delivered', ctrl, done);
   }

@@ -5,6 +5,8 @@
  */
 import type { SyncGrant } from '@smart-passage/protocol';
 import type { Door, Grant, Tag } from '../../domain/types.js';
+import { listAll } from '../../store/list-all.js';
+import type { StorePort } from '../../store/port.js';
 
 export interface DesiredStateInput {
   grants: readonly Grant[];
@@ -14,9 +16,19 @@ export interface DesiredStateInput {
   now: number;
 }
 
+/** Not yet ended by the gateway (expired or revoked); its notAfter may have passed already. */
+export function isOpen(g: Pick<Grant, 'status'>): boolean {
+  return g.status === 'pending' || g.status === 'active';
+}
+
 /** A grant still to be enforced: not ended, and not past its end. */
 export function isLive(g: Grant, now: number): boolean {
-  return (g.status === 'pending' || g.status === 'active') && g.notAfter > now;
+  return isOpen(g) && g.notAfter > now;
+}
+
+/** Every grant not yet ended, read through the status index. */
+export async function openGrants(store: StorePort): Promise<Grant[]> {
+  return [...(await listAll(store, 'grants', { field: 'status', value: 'pending' })), ...(await listAll(store, 'grants', { field: 'status', value: 'active' }))];
 }
 
 /** The controllers a grant's doors live on, sorted. */

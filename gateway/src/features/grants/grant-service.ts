@@ -13,7 +13,7 @@ import { AppError } from '../../errors.js';
 import type { Delivery, Door, Grant, Incident, Tag } from '../../domain/types.js';
 import { listAll } from '../../store/list-all.js';
 import type { StorePort } from '../../store/port.js';
-import { controllersOf, isLive } from './desired-state.js';
+import { controllersOf, isLive, isOpen } from './desired-state.js';
 
 export interface Syncer {
   sync(controllerId: string): Promise<void>;
@@ -134,7 +134,7 @@ export class GrantService {
       if (!(await store.acquireLease(`lease:${key}`, owner, 30_000))) continue;
       try {
         const g = await store.get('grants', key.slice('grant:'.length));
-        if (g && (g.status === 'pending' || g.status === 'active') && g.notAfter <= now) out.push(await this.#end(g, 'expired', 'time', now));
+        if (g && isOpen(g) && g.notAfter <= now) out.push(await this.#end(g, 'expired', 'time', now));
         else await store.unschedule(key);
       } finally {
         await store.releaseLease(`lease:${key}`, owner);
@@ -211,7 +211,7 @@ export class GrantService {
   async #live(grantId: string): Promise<Grant> {
     const g = await this.#o.store.get('grants', grantId);
     if (!g) throw AppError.notFound('grant');
-    if (!isLive(g, this.#now())) throw new AppError('conflict', `the grant is ${g.status === 'pending' || g.status === 'active' ? 'over' : g.status}`);
+    if (!isLive(g, this.#now())) throw new AppError('conflict', `the grant is ${isOpen(g) ? 'over' : g.status}`);
     return g;
   }
 
