@@ -4,24 +4,15 @@
 // a grant that ended while the gateway was down expires on the first pass after the start; one that
 // ends while it runs expires on time, and the expiry reaches the controllers. Every process here is
 // one this file started, ended by its PID.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { endAll, signal, startMain as spawnMain, type Proc } from '../support/main-process.js';
 import { EmbeddedStore } from '../../src/store/embedded-store.js';
 
-const MAIN = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
 const ROUTE = { buildingId: 'bld-01', doorIds: ['door-01-1', 'door-01-2', 'door-01-3', 'door-01-4'], unitIds: ['unit-rtj-2310'] };
 
-interface Proc {
-  pid: number;
-  child: ChildProcess;
-  out: () => string;
-  err: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
 
 interface Running {
   proc: Proc;
@@ -51,36 +42,10 @@ interface ControllerView {
   desiredVersion: number;
 }
 
-const procs = new Set<Proc>();
 let tmp: string;
+const startMain = (settings: Record<string, string>): Proc => spawnMain(settings, tmp);
 
-/** Start main with only the SP_ settings given (none inherited from the test's environment). */
-function startMain(settings: Record<string, string>): Proc {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('SP_')) env[k] = v;
-  const child = spawn(process.execPath, [MAIN], { env: { ...env, ...settings }, cwd: tmp, stdio: ['ignore', 'pipe', 'pipe'] });
-  if (child.pid === undefined) throw new Error('could not spawn main');
-  let out = '';
-  let err = '';
-  child.stdout?.on('data', (c: Buffer) => (out += c.toString('utf8')));
-  child.stderr?.on('data', (c: Buffer) => (err += c.toString('utf8')));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  const p: Proc = { pid: child.pid, child, out: () => out, err: () => err, exited };
-  procs.add(p);
-  void exited.then(() => procs.delete(p));
-  return p;
-}
 
-/** Signal a process this file started, by PID; it may have exited already. */
-function signal(pid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(pid, sig);
-  } catch {
-    // gone
-  }
-}
 
 async function until<T>(probe: () => T | undefined | Promise<T | undefined>, ms: number, what: string, everyMs = 50): Promise<T> {
   const deadline = Date.now() + ms;
@@ -182,14 +147,7 @@ beforeAll(() => {
 });
 afterEach(async () => {
   // End what this file started, by PID: SIGTERM, then SIGKILL after a grace period.
-  await Promise.all(
-    [...procs].map(async (p) => {
-      signal(p.pid, 'SIGTERM');
-      const timer = setTimeout(() => signal(p.pid, 'SIGKILL'), 3_000);
-      await p.exited;
-      clearTimeout(timer);
-    }),
-  );
+  await endAll();
 });
 afterAll(() => {
   rmSync(tmp, { recursive: true, force: true });

@@ -2,50 +2,23 @@
 // stack trace; free ports run the gateway with the embedded broker, store and demo district until
 // SIGTERM; SP_MQTT_URL uses another broker; bad configuration lists every problem. Each process is
 // ended by its PID.
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Aedes } from 'aedes';
 import { connectMqtt } from '@smart-passage/protocol/controller';
 import type { MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { endAll, startMain as spawnMain, type Proc } from '../support/main-process.js';
 
-const MAIN = fileURLToPath(new URL('../../dist/main.js', import.meta.url));
 /** A line of a JS stack trace: `    at fn (file.js:12:34)`. */
 const STACK_LINE = /^\s+at .+:\d+:\d+\)?$/m;
 
-interface Proc {
-  child: ChildProcess;
-  pid: number;
-  out: () => string;
-  err: () => string;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-}
 
-const procs = new Set<Proc>();
 let tmp: string;
+const startMain = (settings: Record<string, string>): Proc => spawnMain(settings, tmp);
 
-/** Start main with only the SP_ settings given (none inherited from the test's environment). */
-function startMain(settings: Record<string, string>): Proc {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('SP_')) env[k] = v;
-  const child = spawn(process.execPath, [MAIN], { env: { ...env, ...settings }, cwd: tmp, stdio: ['ignore', 'pipe', 'pipe'] });
-  if (child.pid === undefined) throw new Error('could not spawn main');
-  let out = '';
-  let err = '';
-  child.stdout?.on('data', (c: Buffer) => (out += c.toString('utf8')));
-  child.stderr?.on('data', (c: Buffer) => (err += c.toString('utf8')));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.once('exit', (code, signal) => resolve({ code, signal })),
-  );
-  const p: Proc = { child, pid: child.pid, out: () => out, err: () => err, exited };
-  procs.add(p);
-  void exited.then(() => procs.delete(p));
-  return p;
-}
 
 async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
@@ -82,28 +55,13 @@ async function watchStates(url: string): Promise<{ client: MqttClient; states: M
   return { client, states };
 }
 
-/** Signal a process we started, by PID; it may have exited already. */
-function signal(pid: number, sig: NodeJS.Signals): void {
-  try {
-    process.kill(pid, sig);
-  } catch {
-    // gone
-  }
-}
 
 beforeAll(() => {
   tmp = mkdtempSync(join(tmpdir(), 'sp-start-'));
 });
 afterEach(async () => {
   // End what this file started, by PID: SIGTERM, then SIGKILL after a grace period.
-  await Promise.all(
-    [...procs].map(async (p) => {
-      signal(p.pid, 'SIGTERM');
-      const timer = setTimeout(() => signal(p.pid, 'SIGKILL'), 3_000);
-      await p.exited;
-      clearTimeout(timer);
-    }),
-  );
+  await endAll();
 });
 afterAll(() => {
   rmSync(tmp, { recursive: true, force: true });
