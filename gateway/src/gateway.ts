@@ -6,11 +6,16 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { newId, type Logger } from '@smart-passage/protocol';
+import { newId, type AuditItem, type Logger } from '@smart-passage/protocol';
 import { connectMqtt } from '@smart-passage/protocol/controller';
 import { controllerTopic } from '@smart-passage/protocol';
 import type { MqttClient } from 'mqtt';
+import { join } from 'node:path';
 import { EmbeddedBroker } from './adapters/embedded-broker.js';
+import { checkRedisPersistence } from './adapters/redis-persistence.js';
+import { AuditLog, SYSTEM_ACTOR, buildingOfChain, type AuditInput } from './features/audit/audit-log.js';
+import { AuditRetention } from './features/audit/retention.js';
+import { auditRoutes } from './features/audit/routes.js';
 import { Realtime } from './adapters/realtime.js';
 import { DemoRuntime } from './demo/demo-runtime.js';
 import type { ControllerLive, Grant, Incident, User } from './domain/types.js';
@@ -19,7 +24,8 @@ import { LoginLimiter } from './features/auth/login-limiter.js';
 import { PasswordHasher } from './features/auth/passwords.js';
 import { authRoutes, bearerAuthenticate } from './features/auth/routes.js';
 import { TokenService } from './features/auth/tokens.js';
-import { BrokerAuth } from './features/controllers/broker-auth.js';
+import { BrokerAuth, type Refusal } from './features/controllers/broker-auth.js';
+import { AppError } from './errors.js';
 import { ControllerBridge } from './features/controllers/controller-bridge.js';
 import { ControllerRegistry, controllerRoutes } from './features/controllers/registration.js';
 import { ExpiryScheduler } from './features/grants/expiry-scheduler.js';
@@ -55,7 +61,12 @@ export interface GatewayOptions {
   /** Lower scrypt cost (tests only). */
   hasher?: PasswordHasher;
   tickMs?: number;
+  /** Audit trail (DESIGN §8): checkpoint cadence, retention (0 = keep everything), archive directory. */
+  audit?: { checkpointEvery?: number; checkpointMs?: number; retentionMs?: number; archiveDir?: string };
 }
+
+/** A reconnecting socket may catch up on at most this many audit entries (DESIGN §6). */
+const MAX_RESUME = 10_000;
 
 export class Gateway {
   readonly #o: GatewayOptions;
@@ -69,6 +80,8 @@ export class Gateway {
   tokens!: TokenService;
   demo: DemoRuntime | undefined;
   realtime!: Realtime;
+  audit!: AuditLog;
+  retention!: AuditRetention;
   #scheduler!: ExpiryScheduler;
   #server!: Server;
   #mqttUrl = '';
@@ -95,6 +108,30 @@ export class Gateway {
     // Keys are generated only for a single machine (embedded store): instances sharing Redis must
     // share keys, so they come from files or the environment there (DESIGN §7).
     this.keys = await loadOrCreateKeys({ dataDir: this.#o.dataDir, env: this.#o.env, generate: this.#o.redisUrl === undefined, logger });
+    if (this.#o.redisUrl !== undefined) {
+      // DESIGN §10: grants and the audit trail must survive a Redis restart.
+      const p = await checkRedisPersistence(this.#o.redisUrl);
+      if (p.level === 'durable') logger.info('redis persistence', { detail: p.detail });
+      else logger.warn(`REDIS MAY LOSE DATA: ${p.detail}. Run Redis with appendonly yes and appendfsync always (docker-compose.yml does).`, { level: p.level });
+    }
+    const auditOpts = this.#o.audit ?? {};
+    this.audit = new AuditLog({
+      store: this.store,
+      key: this.keys.audit,
+      logger,
+      ...(auditOpts.checkpointEvery !== undefined ? { checkpointEvery: auditOpts.checkpointEvery } : {}),
+      ...(auditOpts.checkpointMs !== undefined ? { checkpointMs: auditOpts.checkpointMs } : {}),
+    });
+    this.audit.start();
+    this.retention = new AuditRetention({
+      store: this.store,
+      log: this.audit,
+      key: this.keys.audit,
+      retentionMs: auditOpts.retentionMs ?? 0,
+      archiveDir: auditOpts.archiveDir ?? join(this.#o.dataDir, 'audit-archive'),
+      owner: this.instance,
+      logger,
+    });
     const hasher = this.#o.hasher ?? new PasswordHasher();
     const admin = this.#o.admin;
     if (admin && (await listAll(this.store, 'users', { field: 'username', value: admin.username })).length === 0) {
@@ -107,7 +144,7 @@ export class Gateway {
     let brokerAuth: BrokerAuth | undefined;
     if ('embedded' in this.#o.mqtt) {
       // DESIGN §5.1, §7: each controller logs in with its own credentials and touches only its topics.
-      const auth = new BrokerAuth({ store: this.store, hasher, service, logger });
+      const auth = new BrokerAuth({ store: this.store, hasher, service, logger, onRefused: (r) => this.#auditRefusal(r) });
       brokerAuth = auth;
       this.broker = new EmbeddedBroker({
         host: this.#o.mqtt.embedded.host,
@@ -135,8 +172,8 @@ export class Gateway {
     });
 
     const gatewayKey = this.keys.gateway.current;
-    this.bridge = new ControllerBridge({ client: this.client, store: this.store, gatewayKey, boot: newId(), logger });
-    this.grants = new GrantService({ store: this.store, syncer: this.bridge, logger });
+    this.bridge = new ControllerBridge({ client: this.client, store: this.store, gatewayKey, boot: newId(), logger, audit: this.audit });
+    this.grants = new GrantService({ store: this.store, syncer: this.bridge, logger, audit: this.audit });
     this.tokens = new TokenService({ privateKeyPem: this.keys.jwt.privateKeyPem, publicKeyPem: this.keys.jwt.publicKeyPem, issuer: 'smart-passage', audience: 'smart-passage-api', store: this.store, logger });
     const limiter = new LoginLimiter({ store: this.store });
     this.#scheduler = new ExpiryScheduler({ target: this.grants, owner: this.instance, logger, tickMs: this.#o.tickMs ?? 500, onExpired: (g) => this.#emitGrant(g) });
@@ -154,11 +191,18 @@ export class Gateway {
         // A logged-out user's sockets end with the session (DESIGN §7).
         onAuth: (e) => {
           if (e.type === 'logout' && e.userId !== undefined) this.realtime?.disconnectUser(e.userId);
+          const type = e.type === 'login' ? 'auth.login' : e.type === 'logout' ? 'auth.logout' : 'auth.login-failed';
+          const actor = e.userId !== undefined ? { kind: 'user' as const, id: e.userId, name: e.username } : SYSTEM_ACTOR;
+          // Awaited: a login whose entry cannot be stored is refused (DESIGN §8: nothing unaudited).
+          return this.audit
+            .record({ type, actor, ...(e.type === 'login-failed' ? { reason: e.reason } : {}), data: { username: e.username.slice(0, 64), ip: e.ip } })
+            .then(() => undefined);
         },
       }),
       ...adminRoutes({
         store: this.store,
         hasher,
+        audit: this.audit,
         // A blocked or changed tag leaves every live grant of its unit at once (DESIGN §4 flow 5).
         onTagBlocked: async (tag) => {
           await this.grants.resyncUnit(tag.unitId);
@@ -187,11 +231,13 @@ export class Gateway {
       ...incidentRoutes({
         store: this.store,
         grants: this.grants,
+        audit: this.audit,
         pulse: (ctrl, door, seconds) => this.bridge.command(ctrl, 'door.pulse', { door, seconds }),
         onGrant: (g) => this.#emitGrant(g),
         onIncident: (i) => this.listeners.incident.forEach((f) => f(i)),
       }),
     ];
+    routes.push(...auditRoutes({ store: this.store, log: this.audit, key: this.keys.audit }));
     const app = createHttpApp({
       routes,
       authenticate: bearerAuthenticate(this.tokens),
@@ -211,7 +257,14 @@ export class Gateway {
       this.#server.listen(this.#o.http.port, this.#o.http.host, () => resolve());
     });
 
-    this.realtime = new Realtime({ httpServer: this.#server, verify: (t) => this.tokens.verifyAccess(t), snapshot: (p) => this.#snapshot(p), logger, corsOrigins: this.#o.corsOrigins ?? [] });
+    this.realtime = new Realtime({
+      httpServer: this.#server,
+      verify: (t) => this.tokens.verifyAccess(t),
+      snapshot: (p) => this.#snapshot(p),
+      auditSince: (p, lastId) => this.#auditSince(p, lastId),
+      logger,
+      corsOrigins: this.#o.corsOrigins ?? [],
+    });
     this.realtime.start();
     this.#wireRealtime();
 
@@ -233,6 +286,52 @@ export class Gateway {
     // DESIGN §10: after a restart, every controller behind gets its set, and overdue grants expire.
     await this.grants.reconcile();
     await this.#scheduler.start();
+    this.retention.start();
+  }
+
+  /**
+   * Record an entry that no caller waits for (a login, a refused connection): a failure is logged
+   * loudly, since the entry is then missing from the trail.
+   */
+  #record(input: AuditInput): void {
+    this.audit.record(input).catch((err: unknown) => this.#o.logger.error('AUDIT ENTRY NOT STORED', { type: input.type, err: err instanceof Error ? err.message : String(err) }));
+  }
+
+  /** A refused MQTT connection, publish or subscribe (embedded broker): `security.rejected`. */
+  #auditRefusal(r: Refusal): void {
+    // Repeats inside the broker's log window are counted, and the next entry says how many.
+    if (r.repeated) return;
+    this.#record({
+      type: 'security.rejected',
+      actor: r.controllerId !== undefined ? { kind: 'controller', id: r.controllerId } : SYSTEM_ACTOR,
+      buildingId: r.buildingId,
+      controllerId: r.controllerId,
+      reason: r.reason,
+      data: {
+        via: 'mqtt',
+        action: r.action,
+        clientId: r.clientId.slice(0, 64),
+        ...(r.topic !== undefined ? { topic: r.topic.slice(0, 200) } : {}),
+        ...(r.suppressed !== undefined ? { suppressed: r.suppressed } : {}),
+      },
+    });
+  }
+
+  /** Resume the live feed (DESIGN §6): the entries after `lastId` in the principal's scope. */
+  async #auditSince(p: RealtimePrincipal, lastId: string): Promise<AuditItem[]> {
+    if (!/^\d{1,20}$/.test(lastId)) throw new AppError('validation-failed', 'auth.lastAuditId must be an audit entry id');
+    let chains: string[] | undefined;
+    if (p.role === 'owner' && p.orgId !== undefined) chains = (await listAll(this.store, 'buildings', { field: 'orgId', value: p.orgId })).map((b) => `building:${b.id}`);
+    else if (p.role !== 'admin' && p.role !== 'dispatcher') return [];
+    const out: AuditItem[] = [];
+    let after = lastId;
+    for (;;) {
+      const page = await this.store.auditSince(after, 1000, chains);
+      out.push(...page);
+      if (page.length < 1000) return out;
+      if (out.length >= MAX_RESUME) throw new AppError('conflict', `more than ${MAX_RESUME} audit entries since lastAuditId: read them over GET /api/v1/audit and reconnect without lastAuditId`);
+      after = page[page.length - 1]!.id;
+    }
   }
 
   /**
@@ -272,13 +371,14 @@ export class Gateway {
     this.bridge.on('controller', (live) => {
       this.#controllerOrg(live.id).then((org) => rt.publish('controller', live, org ? { buildingOrgId: org } : {}), failed);
     });
-    // Controller events reach the live feed now; the audit trail (issue 4) will store them and
-    // publish its own entries (with their chain ids) in this place.
-    this.bridge.on('event', (ctrl, msg) => {
-      this.#controllerOrg(ctrl).then((org) => {
-        const item = { id: `${ctrl}:${msg.boot}:${msg.seq}`, type: `controller.${msg.body.kind}`, controllerId: ctrl, at: msg.body.at, body: msg.body };
-        rt.publish('audit', item, org ? { buildingOrgId: org } : {});
-      }, failed);
+    // The live audit feed (DESIGN §6, §8): to dispatch and to the building's owner, never to units.
+    this.audit.on('entry', (item) => {
+      const building = buildingOfChain(item.chain);
+      if (building === undefined) {
+        rt.publish('audit', item);
+        return;
+      }
+      this.#orgOfBuilding(building).then((org) => rt.publish('audit', item, org ? { buildingOrgId: org } : {}), failed);
     });
   }
 
@@ -312,6 +412,7 @@ export class Gateway {
   }
 
   async stop(): Promise<void> {
+    await this.retention?.stop();
     await this.#scheduler?.stop();
     this.bridge?.stop();
     await this.realtime?.stop();
@@ -320,6 +421,7 @@ export class Gateway {
     this.#server?.closeAllConnections();
     await this.client?.endAsync();
     await this.broker?.stop();
+    await this.audit?.stop();
     await this.store?.stop();
   }
 }

@@ -49,6 +49,12 @@ async function main(): Promise<number> {
       demo,
       ...(config.adminUser !== undefined && config.adminPassword !== undefined ? { admin: { username: config.adminUser, password: config.adminPassword } } : {}),
       corsOrigins: config.corsOrigins,
+      audit: {
+        checkpointEvery: config.auditCheckpointEntries,
+        checkpointMs: config.auditCheckpointSeconds * 1000,
+        retentionMs: config.auditRetentionDays * 86_400_000,
+        ...(config.auditArchiveDir !== undefined ? { archiveDir: config.auditArchiveDir } : {}),
+      },
       env: process.env,
       logger: log,
     });

@@ -11,4 +11,7 @@ export * from './envelope.js';
 export * from './validate.js';
 export * from './checks.js';
 export * from './log.js';
+export * from './audit.js';
 export { schemaFiles } from './schema-files.js';
+export * from './audit-export.js';
+export * from './audit-verify.js';

@@ -238,7 +238,12 @@ export class Realtime {
     }
     socket.emit('snapshot', pending.ready.snapshot);
     for (const a of pending.ready.audit) socket.emit('audit', a);
-    for (const [event, payload] of pending.held) emit(socket, event, payload as RealtimePayloads[typeof event]);
+    // An entry stored while the resume was read may be both in it and held: send it once.
+    const resumed = new Set(pending.ready.audit.map((a) => a.id));
+    for (const [event, payload] of pending.held) {
+      if (event === 'audit' && resumed.has((payload as AuditItem).id)) continue;
+      emit(socket, event, payload as RealtimePayloads[typeof event]);
+    }
     // The in-memory adapter joins synchronously: no delta slips in between.
     void socket.join(pending.room);
     this.#arm(socket);

@@ -173,20 +173,3 @@ export interface Grant {
   endedAt?: number;
   deliveries: Delivery[];
 }
-
-/**
- * A controller event as received (PROTOCOL §7.7), stored before its PUBACK so a crash means
- * redelivery, not loss (DESIGN §8). Id `ctrl:boot:seq`. The audit trail (issue 4) chains these.
- */
-export interface ControllerEvent {
-  id: string;
-  controllerId: string;
-  boot: string;
-  seq: number;
-  kind: 'access' | 'door' | 'tamper' | 'rejected';
-  /** The controller's time of the event (ms). */
-  at: number;
-  receivedAt: number;
-  /** The signed event body as the controller sent it. */
-  body: Record<string, unknown>;
-}

@@ -12,6 +12,8 @@ import type { Logger, LogFields } from '@smart-passage/protocol';
 import { AppError, type FieldIssue } from '../errors.js';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { buildOpenApi } from './openapi.js';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { RawReply, route, type Authenticate, type Principal, type RouteDef } from './routes.js';
 import { checkCorsOrigins, checkTileHosts, cors, securityHeaders } from './security.js';
 
@@ -267,7 +269,14 @@ export function createHttpApp(options: HttpAppOptions): Express {
         signal: abort.signal,
       });
       if (result instanceof RawReply) {
-        res.status(r.status).set(result.headers).type(result.contentType).send(result.body);
+        res.status(r.status).set(result.headers).type(result.contentType);
+        if (typeof result.body === 'string' || Buffer.isBuffer(result.body)) res.send(result.body);
+        else {
+          await pipeline(Readable.from(result.body), res).catch((err: unknown) => {
+            // The client went away mid-stream: nothing to answer, nothing to log as a failure.
+            if (!abort.signal.aborted) throw err;
+          });
+        }
       } else if (r.response === null) {
         res.status(r.status).end();
       } else {

@@ -55,11 +55,16 @@ type Infer<S> = S extends TSchema ? Static<S> : undefined;
 type SuccessOf<R extends Responses> = Extract<keyof R, SuccessStatus>;
 type BodyOf<R extends Responses> = { [S in SuccessOf<R>]: R[S] extends TSchema ? Static<R[S]> : undefined | void }[SuccessOf<R>];
 
-/** A non-JSON reply (CSV export, files): the escape hatch for what a JSON schema cannot say. */
+/**
+ * A non-JSON reply (CSV export, files): the escape hatch for what a JSON schema cannot say. An
+ * async iterable body is streamed with backpressure (the next chunk is pulled when the socket
+ * drains); if it throws midway the connection is cut, so a client never takes a partial body for
+ * a whole one.
+ */
 export class RawReply {
   constructor(
     readonly contentType: string,
-    readonly body: string | Buffer,
+    readonly body: string | Buffer | AsyncIterable<string | Buffer>,
     readonly headers: Readonly<Record<string, string>> = {},
   ) {}
 }

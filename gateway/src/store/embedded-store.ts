@@ -7,12 +7,17 @@
 import { chmodSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { classifyEventSeq, nextSeq, type EventSeqState } from '@smart-passage/protocol';
+import { AUDIT_GENESIS, classifyEventSeq, nextSeq, type AuditCheckpoint, type AuditItem, type EventSeqState } from '@smart-passage/protocol';
 import {
   INDEXES,
   StoreConflictError,
   StoreUnavailableError,
   UNIQUE,
+  type AuditAppend,
+  type AuditAppendResult,
+  type AuditHead,
+  type AuditPage,
+  type AuditQuery,
   type CollectionName,
   type Collections,
   type EventSeqVerdict,
@@ -20,14 +25,15 @@ import {
   type RefreshTokenRecord,
   type StorePort,
 } from './port.js';
+import { DECIMAL_ID, checkAuditBatch, checkLimit, checkCursor, checkFromSeq, checkAfterId } from './audit-checks.js';
 
 export interface EmbeddedStoreOptions {
   /** The database file (`<dataDir>/store.sqlite`), or ':memory:' for tests. */
   path: string;
 }
 
-/** Bumped when the schema changes; `migrate()` brings an older file forward. */
-const SCHEMA_VERSION = 1;
+/** Bumped when the schema changes; `migrate()` brings an older file forward (MIGRATIONS). */
+const SCHEMA_VERSION = 2;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS docs (
@@ -62,6 +68,36 @@ CREATE INDEX IF NOT EXISTS rate_hits_by_key ON rate_hits (key, at);
 CREATE INDEX IF NOT EXISTS rate_hits_by_expiry ON rate_hits (expires);
 `;
 
+/**
+ * The audit trail (DESIGN §8), schema 2. `id` is the global id, given by the `last_id` counter in
+ * audit_meta rather than by the rowid, so an id is never reused even after a trim removed the
+ * newest rows. `json` is the item without its `id` (the column holds it). The indexes serve, in
+ * order: the (at, id) order of every query, one chain's range by seq, one chain in (at, id)
+ * order, one incident in (at, id) order; `dedupe` is UNIQUE (NULLs do not collide).
+ */
+const AUDIT_SCHEMA = `
+CREATE TABLE IF NOT EXISTS audit_entries (
+  id INTEGER PRIMARY KEY, chain TEXT NOT NULL, seq INTEGER NOT NULL, at INTEGER NOT NULL,
+  type TEXT NOT NULL, incident_id TEXT, dedupe TEXT UNIQUE, json TEXT NOT NULL,
+  UNIQUE (chain, seq));
+CREATE INDEX IF NOT EXISTS audit_entries_by_at ON audit_entries (at, id);
+CREATE INDEX IF NOT EXISTS audit_entries_by_chain_at ON audit_entries (chain, at, id);
+CREATE INDEX IF NOT EXISTS audit_entries_by_incident ON audit_entries (incident_id, at, id) WHERE incident_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS audit_heads (
+  chain TEXT PRIMARY KEY NOT NULL, size INTEGER NOT NULL, hash TEXT NOT NULL, at INTEGER NOT NULL,
+  trimmed INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit_checkpoints (
+  chain TEXT NOT NULL, size INTEGER NOT NULL, json TEXT NOT NULL,
+  PRIMARY KEY (chain, size)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit_meta (name TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL) WITHOUT ROWID;
+`;
+
+/**
+ * What each schema version adds to the one before (SCHEMA is version 1). Every statement is
+ * `IF NOT EXISTS`, so a step that was half applied, or a new file, runs them again harmlessly.
+ */
+const MIGRATIONS: readonly { version: number; sql: string }[] = [{ version: 2, sql: AUDIT_SCHEMA }];
+
 type Doc = { id: string } & Record<string, unknown>;
 
 /** The values a document holds in `field`: one per element for an array field (port INDEXES). */
@@ -90,6 +126,28 @@ function storeError(err: unknown): Error {
     return new StoreUnavailableError(err);
   }
   return err instanceof Error ? err : new Error(String(err));
+}
+
+// ── Audit helpers (the checks both stores share are in audit-checks.ts) ─────
+
+/** `at` may not go back from the stored head (port AuditHead.at). */
+function checkAuditAt(chain: string, head: AuditHead, batch: readonly AuditAppend[]): void {
+  if (batch[0]!.item.at < head.at) throw new Error(`audit append to ${chain}: at ${batch[0]!.item.at} is before the head's ${head.at}`);
+}
+
+/** The stored form: the item without its `id` (a column holds it). */
+function storedJson(item: AuditItem): string {
+  const { id: _id, ...rest } = item;
+  return JSON.stringify(rest);
+}
+
+interface EntryRow {
+  id: number;
+  json: string;
+}
+
+function itemOf(row: EntryRow): AuditItem {
+  return { ...(JSON.parse(row.json) as Omit<AuditItem, 'id'>), id: String(row.id) };
 }
 
 export class EmbeddedStore implements StorePort {
@@ -137,6 +195,7 @@ export class EmbeddedStore implements StorePort {
     if (version > SCHEMA_VERSION) throw new Error(`store.sqlite has schema ${version}, newer than this gateway (${SCHEMA_VERSION})`);
     db.transaction(() => {
       db.exec(SCHEMA);
+      for (const step of MIGRATIONS) if (step.version > version) db.exec(step.sql);
       db.pragma(`user_version = ${SCHEMA_VERSION}`);
     }).immediate();
   }
@@ -434,5 +493,180 @@ export class EmbeddedStore implements StorePort {
         })
         .immediate();
     });
+  }
+
+  // ── Audit trail (DESIGN §8) ───────────────────────────────────────────────────────────────
+
+  #auditHeadOf(chain: string): AuditHead {
+    const row = this.#sql('SELECT size, hash, at, trimmed FROM audit_heads WHERE chain = ?').get(chain) as AuditHead | undefined;
+    return row ?? { size: 0, hash: AUDIT_GENESIS, at: 0, trimmed: 0 };
+  }
+
+  auditHead(chain: string): Promise<AuditHead> {
+    return this.#run(() => this.#auditHeadOf(chain));
+  }
+
+  auditAppend(chain: string, expected: Pick<AuditHead, 'size' | 'hash'>, batch: readonly AuditAppend[]): Promise<AuditAppendResult> {
+    return this.#run(() => {
+      checkAuditBatch(chain, expected, batch);
+      // IMMEDIATE takes the write lock before the head is read: a second process on this file
+      // waits (busy_timeout) and then sees our head, so it answers `moved` rather than forking.
+      return this.#open()
+        .transaction((): AuditAppendResult => {
+          const head = this.#auditHeadOf(chain);
+          if (head.size !== expected.size || head.hash !== expected.hash) return { kind: 'moved', head };
+          checkAuditAt(chain, head, batch);
+          const holder = this.#sql('SELECT id FROM audit_entries WHERE dedupe = ?');
+          for (const [index, { dedupe }] of batch.entries()) {
+            if (dedupe === undefined) continue;
+            const taken = holder.get(dedupe) as { id: number } | undefined;
+            if (taken) return { kind: 'duplicate', index, id: String(taken.id) };
+          }
+          const lastId = (this.#sql("SELECT value FROM audit_meta WHERE name = 'last_id'").get() as { value: number } | undefined)?.value ?? 0;
+          const insert = this.#sql(
+            'INSERT INTO audit_entries (id, chain, seq, at, type, incident_id, dedupe, json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+          );
+          const ids = batch.map(({ item, dedupe }, i) => {
+            const id = lastId + 1 + i;
+            insert.run(id, chain, item.seq, item.at, item.type, item.incidentId ?? null, dedupe ?? null, storedJson(item));
+            return String(id);
+          });
+          this.#sql("INSERT INTO audit_meta (name, value) VALUES ('last_id', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value").run(
+            lastId + batch.length,
+          );
+          const last = batch[batch.length - 1]!.item;
+          this.#sql(
+            `INSERT INTO audit_heads (chain, size, hash, at, trimmed) VALUES (?, ?, ?, ?, 0)
+             ON CONFLICT (chain) DO UPDATE SET size = excluded.size, hash = excluded.hash, at = excluded.at`,
+          ).run(chain, last.seq, last.hash, last.at);
+          return { kind: 'ok', ids };
+        })
+        .immediate();
+    });
+  }
+
+  auditGet(id: string): Promise<AuditItem | undefined> {
+    return this.#run(() => {
+      if (!DECIMAL_ID.test(id)) return undefined;
+      const row = this.#sql('SELECT id, json FROM audit_entries WHERE id = ?').get(Number(id)) as EntryRow | undefined;
+      return row ? itemOf(row) : undefined;
+    });
+  }
+
+  /** Exact: the SQL does every filter, so pages are never short (the port allows short ones). */
+  auditQuery(q: AuditQuery): Promise<AuditPage> {
+    return this.#run((): AuditPage => {
+      const limit = checkLimit(q.limit, 'auditQuery');
+      const after = q.after === undefined ? undefined : checkCursor(q.after);
+      for (const [name, v] of [['from', q.from], ['to', q.to]] as const) {
+        if (v !== undefined && !Number.isFinite(v)) throw new RangeError(`auditQuery: ${name} must be a finite number`);
+      }
+      const chains = q.chains === undefined ? undefined : [...new Set(q.chains)];
+      if (chains?.length === 0 || q.types?.length === 0) return { items: [] };
+      const where: string[] = [];
+      const params: Record<string, string | number> = { n: limit + 1 };
+      if (after) {
+        where.push('(at, id) > (@afterAt, @afterId)');
+        params.afterAt = after.at;
+        params.afterId = Number(after.id);
+      }
+      if (q.from !== undefined) {
+        where.push('at >= @from');
+        params.from = q.from;
+      }
+      if (q.to !== undefined) {
+        where.push('at <= @to');
+        params.to = q.to;
+      }
+      if (chains?.length === 1) {
+        // One chain as an equality, so the (chain, at, id) index gives the order without a sort.
+        where.push('chain = @chain');
+        params.chain = chains[0]!;
+      } else if (chains) {
+        where.push('chain IN (SELECT value FROM json_each(@chains))');
+        params.chains = JSON.stringify(chains);
+      }
+      if (q.types) {
+        where.push('type IN (SELECT value FROM json_each(@types))');
+        params.types = JSON.stringify(q.types);
+      }
+      if (q.incidentId !== undefined) {
+        where.push('incident_id = @incident');
+        params.incident = q.incidentId;
+      }
+      const sql = `SELECT id, at, json FROM audit_entries${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY at, id LIMIT @n`;
+      const rows = this.#sql(sql).all(params) as (EntryRow & { at: number })[];
+      const page = rows.slice(0, limit);
+      const last = page[page.length - 1];
+      return { items: page.map(itemOf), ...(rows.length > limit && last ? { next: { at: last.at, id: String(last.id) } } : {}) };
+    });
+  }
+
+  auditRange(chain: string, fromSeq: number, limit: number): Promise<AuditItem[]> {
+    return this.#run(() => {
+      checkLimit(limit, 'auditRange');
+      checkFromSeq(fromSeq);
+      // Trimmed entries are gone from the table, so seq >= fromSeq starts at max(fromSeq, trimmed + 1).
+      const rows = this.#sql('SELECT id, json FROM audit_entries WHERE chain = ? AND seq >= ? ORDER BY seq LIMIT ?').all(chain, fromSeq, limit) as EntryRow[];
+      return rows.map(itemOf);
+    });
+  }
+
+  auditSince(afterId: string, limit: number, chains?: readonly string[]): Promise<AuditItem[]> {
+    return this.#run(() => {
+      checkLimit(limit, 'auditSince');
+      const after = checkAfterId(afterId);
+      let rows: EntryRow[];
+      if (chains === undefined) {
+        rows = this.#sql('SELECT id, json FROM audit_entries WHERE id > ? ORDER BY id LIMIT ?').all(after, limit) as EntryRow[];
+      } else if (chains.length === 0) {
+        rows = [];
+      } else {
+        rows = this.#sql('SELECT id, json FROM audit_entries WHERE id > ? AND chain IN (SELECT value FROM json_each(?)) ORDER BY id LIMIT ?').all(
+          after,
+          JSON.stringify(chains),
+          limit,
+        ) as EntryRow[];
+      }
+      return rows.map(itemOf);
+    });
+  }
+
+  auditChains(): Promise<string[]> {
+    return this.#run(() => (this.#sql('SELECT chain FROM audit_heads ORDER BY chain').all() as { chain: string }[]).map((r) => r.chain));
+  }
+
+  auditPutCheckpoint(cp: AuditCheckpoint): Promise<void> {
+    return this.#run(() => {
+      this.#sql('INSERT INTO audit_checkpoints (chain, size, json) VALUES (?, ?, ?) ON CONFLICT (chain, size) DO NOTHING').run(cp.chain, cp.size, JSON.stringify(cp));
+    });
+  }
+
+  auditCheckpoints(chain: string, o: { minSize?: number; maxSize?: number; order: 'asc' | 'desc'; limit: number }): Promise<AuditCheckpoint[]> {
+    return this.#run(() => {
+      const limit = checkLimit(o.limit, 'auditCheckpoints');
+      const order = o.order === 'desc' ? 'DESC' : 'ASC';
+      const rows = this.#sql(
+        `SELECT json FROM audit_checkpoints WHERE chain = @chain AND size >= @min AND size <= @max ORDER BY size ${order} LIMIT @limit`,
+      ).all({ chain, min: o.minSize ?? Number.MIN_SAFE_INTEGER, max: o.maxSize ?? Number.MAX_SAFE_INTEGER, limit }) as { json: string }[];
+      return rows.map((r) => JSON.parse(r.json) as AuditCheckpoint);
+    });
+  }
+
+  auditTrim(chain: string, uptoSeq: number): Promise<number> {
+    if (!Number.isFinite(uptoSeq)) return Promise.reject(new RangeError(`auditTrim: uptoSeq must be a finite number, got ${uptoSeq}`));
+    return this.#run(() =>
+      this.#open()
+        .transaction(() => {
+          const head = this.#auditHeadOf(chain);
+          const upto = Math.min(Math.floor(uptoSeq), head.size);
+          if (upto <= head.trimmed) return 0;
+          // The dedupe keys are columns of the rows, so they go with them.
+          const removed = this.#sql('DELETE FROM audit_entries WHERE chain = ? AND seq <= ?').run(chain, upto).changes;
+          this.#sql('UPDATE audit_heads SET trimmed = ? WHERE chain = ?').run(upto, chain);
+          return removed;
+        })
+        .immediate(),
+    );
   }
 }

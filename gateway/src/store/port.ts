@@ -6,11 +6,11 @@
  * Every method is atomic on its own; none spans several calls. Where the gateway needs several
  * writes to agree it makes each idempotent and reconciles (DESIGN §4, §10).
  */
+import type { AuditCheckpoint, AuditItem } from '@smart-passage/protocol';
 import type {
   Agency,
   Building,
   Controller,
-  ControllerEvent,
   ControllerLive,
   Door,
   Grant,
@@ -33,7 +33,6 @@ export interface Collections {
   tags: Tag;
   incidents: Incident;
   grants: Grant;
-  controllerEvents: ControllerEvent;
 }
 export type CollectionName = keyof Collections;
 
@@ -55,7 +54,6 @@ export const INDEXES: { readonly [K in CollectionName]: readonly StringKeys<Coll
   tags: ['unitId', 'status'],
   incidents: ['status'],
   grants: ['incidentId', 'buildingId', 'status', 'unitIds'],
-  controllerEvents: ['controllerId', 'kind'],
 };
 
 /** Fields whose value is unique within the collection (insert/replace refuse a second holder). */
@@ -103,6 +101,58 @@ export interface RefreshTokenRecord {
 }
 
 export type EventSeqVerdict = { kind: 'new'; missing: number } | { kind: 'late' } | { kind: 'duplicate' };
+
+/** Where a chain stands. `trimmed` entries (1..trimmed) were removed by retention (DESIGN §8). */
+export interface AuditHead {
+  size: number;
+  /** Hash of entry `size`; AUDIT_GENESIS when the chain is empty. */
+  hash: string;
+  /** `at` of entry `size` (0 when empty): the next entry's `at` may not be earlier. */
+  at: number;
+  trimmed: number;
+}
+
+/** One entry to append; `dedupe` makes the append idempotent (a controller event's (ctrl, boot, seq)). */
+export interface AuditAppend {
+  item: AuditItem;
+  dedupe?: string;
+}
+
+/**
+ * - `ok`: appended; `ids` are the global ids given, in order (the items' own `id` is ignored).
+ * - `moved`: the chain's head is not `expected` (another writer was first); nothing written.
+ * - `duplicate`: batch[index].dedupe is taken (by the entry `id`); nothing written.
+ */
+export type AuditAppendResult = { kind: 'ok'; ids: string[] } | { kind: 'moved'; head: AuditHead } | { kind: 'duplicate'; index: number; id: string };
+
+/** Position in the (at, id) order of entries; `id` compares as a number. */
+export interface AuditCursor {
+  at: number;
+  id: string;
+}
+
+export interface AuditQuery {
+  /** Only these chains; undefined = every chain. An empty array matches nothing. */
+  chains?: readonly string[];
+  /** ms epoch, inclusive. */
+  from?: number;
+  to?: number;
+  types?: readonly string[];
+  incidentId?: string;
+  /** Only entries after this position. */
+  after?: AuditCursor;
+  /** 1..1000. */
+  limit: number;
+}
+
+/**
+ * A page ordered by (at, id) ascending. A page may hold fewer than `limit` items (filters are applied
+ * while scanning a bounded window) yet still have `next`: follow `next` until it is absent.
+ */
+export interface AuditPage {
+  items: AuditItem[];
+  next?: AuditCursor;
+}
 
 export interface StorePort {
   start(): Promise<void>;
@@ -156,6 +206,29 @@ export interface StorePort {
   /** Revoke an access token id until it would have expired anyway. */
   revokeAccessToken(jti: string, until: number): Promise<void>;
   isAccessTokenRevoked(jti: string): Promise<boolean>;
+
+  // ── Audit trail (DESIGN §8; features/audit) ──────────────────────────────────────────────────
+  auditHead(chain: string): Promise<AuditHead>;
+  /**
+   * Compare-and-append: append `batch` (consecutive seqs after `expected.size`, hashes already
+   * chained on `expected.hash`) only if the chain's head is still `expected`, atomically across
+   * every process sharing the store: concurrent writers can never fork a chain.
+   */
+  auditAppend(chain: string, expected: Pick<AuditHead, 'size' | 'hash'>, batch: readonly AuditAppend[]): Promise<AuditAppendResult>;
+  auditGet(id: string): Promise<AuditItem | undefined>;
+  auditQuery(q: AuditQuery): Promise<AuditPage>;
+  /** Entries of one chain from `fromSeq` on, in seq order, at most `limit` (1..1000). */
+  auditRange(chain: string, fromSeq: number, limit: number): Promise<AuditItem[]>;
+  /** Entries with id greater than `afterId`, in id order, at most `limit`; optionally only these chains (live-feed resume). */
+  auditSince(afterId: string, limit: number, chains?: readonly string[]): Promise<AuditItem[]>;
+  /** Every chain that has (or had) entries. */
+  auditChains(): Promise<string[]>;
+  /** Keep a signed checkpoint; a second one for the same (chain, size) is ignored. */
+  auditPutCheckpoint(cp: AuditCheckpoint): Promise<void>;
+  /** Checkpoints of a chain with `minSize <= size <= maxSize`, by size (asc or desc), at most `limit`. */
+  auditCheckpoints(chain: string, o: { minSize?: number; maxSize?: number; order: 'asc' | 'desc'; limit: number }): Promise<AuditCheckpoint[]>;
+  /** Remove entries 1..uptoSeq (and their dedupe keys) and record `trimmed`; returns how many went. */
+  auditTrim(chain: string, uptoSeq: number): Promise<number>;
 
   // ── Rate limits ─────────────────────────────────────────────────────────────────────────────
   /** Count one hit on `key` and return the hits within the last `windowMs`. */

@@ -226,6 +226,13 @@ function plans(): Record<string, Plan> {
     'POST /api/v1/grants/{id}/extend': { params: { id: made.grant }, body: body({ minutes: 15 }) },
     'POST /api/v1/grants/{id}/revoke': { params: { id: made.grantToRevoke }, expect: { dispatch: 409 } },
     'POST /api/v1/doors/{id}/pulse': { params: { id: 'door-01-1' }, body: body({ seconds: 3, incidentId: made.incident }) },
+
+    // Audit (issue 4): without a building each caller gets its own scope, so every admitted role succeeds.
+    'GET /api/v1/audit': {},
+    'GET /api/v1/audit/export': {},
+    'GET /api/v1/audit/checkpoints': {},
+    'GET /api/v1/audit/keys': {},
+    'GET /api/v1/audit/verify': {},
   };
 }
 
@@ -344,11 +351,11 @@ describe('the roles the document gives out match DESIGN §7', () => {
       .map((o) => o.key)
       .sort();
 
-  it('a responder: its session and its own unit\'s grants only', () => {
-    expect(allowed('responder')).toEqual(['GET /api/v1/grants/{id}', 'POST /api/v1/auth/logout']);
+  it('a responder: its session, its own unit\'s grants, and the audit public keys', () => {
+    expect(allowed('responder')).toEqual(['GET /api/v1/audit/keys', 'GET /api/v1/grants/{id}', 'POST /api/v1/auth/logout']);
   });
 
-  it('an owner: its session, reading its buildings, doors, controllers and their grants, and setting the policy', () => {
+  it('an owner: its session, reading its buildings, doors, controllers and their grants, setting the policy, and its buildings\' audit log', () => {
     expect(allowed('owner')).toEqual(
       [
         'GET /api/v1/buildings',
@@ -360,6 +367,11 @@ describe('the roles the document gives out match DESIGN §7', () => {
         'GET /api/v1/grants/{id}',
         'POST /api/v1/auth/logout',
         'PUT /api/v1/buildings/{id}/policy',
+        'GET /api/v1/audit',
+        'GET /api/v1/audit/export',
+        'GET /api/v1/audit/checkpoints',
+        'GET /api/v1/audit/keys',
+        'GET /api/v1/audit/verify',
       ].sort(),
     );
   });

@@ -120,7 +120,7 @@ describe('the gateway over HTTP, embedded setup with the demo district', () => {
     expect((await api(`/api/v1/grants/${grant.id}`, { token: await login('responder') })).body.pin).toBe(created.body.pin);
     expect((await api(`/api/v1/grants/${grant.id}`, { token: await login('amb3010') })).status).toBe(404);
 
-    await until(() => seen.dispatch.some(([e, p]) => e === 'audit' && p.type === 'controller.access' && p.controllerId === 'ctl-sofa-01'));
+    await until(() => seen.dispatch.some(([e, p]) => e === 'audit' && p.type === 'access.granted' && p.controllerId === 'ctl-sofa-01'));
     expect(seen.dispatch.some(([e, p]) => e === 'grant' && p.id === grant.id && p.status === 'active')).toBe(true);
     expect(seen.brf.some(([e, p]) => JSON.stringify(p).includes(grant.id) || (e === 'audit' && p.controllerId === 'ctl-sofa-01'))).toBe(false);
     for (const s of sockets) s.close();

@@ -96,7 +96,7 @@ describe('the gateway on Mosquitto + Redis', () => {
     await until(async () => (await api(`/api/v1/grants/${id}`, { token })).body.status === 'active');
     const street = gw.demo?.controllers.find((c) => c.id === 'ctl-sofa-01');
     expect(street?.presentTag('entre', 'F1231001')).toMatchObject({ result: 'granted', grantId: id });
-    await until(() => feed.some((e) => e.type === 'controller.access' && e.controllerId === 'ctl-sofa-01'));
+    await until(() => feed.some((e) => e.type === 'access.granted' && e.controllerId === 'ctl-sofa-01'));
     socket.close();
     await gw.grants.revoke(id);
   });

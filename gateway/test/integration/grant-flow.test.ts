@@ -7,6 +7,7 @@ import { controllerTopic, generateRawKeyPair, privateKeyFromSeed, silentLogger, 
 import { connectMqtt, MemoryStateStore, ReferenceController } from '@smart-passage/protocol/controller';
 import { EmbeddedBroker } from '../../src/adapters/embedded-broker.js';
 import type { Door } from '../../src/domain/types.js';
+import { AuditLog, type AuditSink } from '../../src/features/audit/audit-log.js';
 import { ControllerBridge } from '../../src/features/controllers/controller-bridge.js';
 import { ExpiryScheduler } from '../../src/features/grants/expiry-scheduler.js';
 import { GrantService } from '../../src/features/grants/grant-service.js';
@@ -45,7 +46,7 @@ async function services(kind: 'embedded' | 'services'): Promise<{ url: string; s
   return { url: MOSQUITTO_URL, store };
 }
 
-async function world(kind: 'embedded' | 'services') {
+async function world(kind: 'embedded' | 'services', o: { persistent?: boolean; wrapAudit?: (a: AuditSink) => AuditSink } = {}) {
   const { url, store } = await services(kind);
   const broker = { url };
 
@@ -85,19 +86,30 @@ async function world(kind: 'embedded' | 'services') {
   }));
   for (const d of doors) await store.insert('doors', d);
 
-  // clean: true here: a persistent session left on the shared Mosquitto would queue messages forever.
-  const client = connectMqtt({ url: broker.url, clientId: `gw-${suffix}`, clean: true, reconnectPeriod: 200 });
+  // clean: true unless a test needs the persistent session (redelivery); then the session is
+  // wiped at the end, or it would stay on the shared Mosquitto and queue messages forever.
+  const clientId = `gw-${suffix}`;
+  if (o.persistent) {
+    cleanups.push(async () => {
+      const wipe = connectMqtt({ url: broker.url, clientId, clean: true, reconnectPeriod: 0 });
+      await new Promise<void>((resolve) => wipe.once('connect', () => resolve()));
+      await wipe.endAsync();
+    });
+  }
+  const client = connectMqtt({ url: broker.url, clientId, clean: !o.persistent, reconnectPeriod: 200 });
   await new Promise<void>((resolve) => client.once('connect', () => resolve()));
   cleanups.push(() => client.endAsync());
-  const bridge = new ControllerBridge({ client, store, gatewayKey, boot: `gwboot-${suffix}`, logger: process.env.SP_TEST_DEBUG ? streamLogger('bridge', 'debug') : silentLogger, retryMs: 300 });
+  const auditKey = generateRawKeyPair();
+  const auditLog = new AuditLog({ store, key: { kid: 'audit-test', key: privateKeyFromSeed(auditKey.privateKey) }, logger: silentLogger });
+  auditLog.start();
+  cleanups.push(() => auditLog.stop());
+  const audit = o.wrapAudit ? o.wrapAudit(auditLog) : auditLog;
+  const bridge = new ControllerBridge({ client, store, gatewayKey, boot: `gwboot-${suffix}`, logger: process.env.SP_TEST_DEBUG ? streamLogger('bridge', 'debug') : silentLogger, retryMs: 300, audit });
   const events: Message<'evt'>[] = [];
-  bridge.onEvent = (_ctrl, msg) => {
-    events.push(msg);
-    return Promise.resolve();
-  };
+  bridge.on('event', (_ctrl, msg) => events.push(msg));
   await bridge.start();
   cleanups.push(() => Promise.resolve(bridge.stop()));
-  const grants = new GrantService({ store, syncer: bridge, logger: silentLogger });
+  const grants = new GrantService({ store, syncer: bridge, logger: silentLogger, audit });
   const scheduler = new ExpiryScheduler({ target: grants, owner: 'test', logger: silentLogger, tickMs: 100 });
   await scheduler.start();
   cleanups.push(() => scheduler.stop());
@@ -140,12 +152,19 @@ describe.each([['embedded (aedes + SQLite)', 'embedded'], ['production services 
     expect(b?.presentTag('floor-3', TAG).result).toBe('granted');
     expect(c?.presentTag('lift', TAG).result).toBe('granted');
     await until(() => w.events.filter((e) => e.body.kind === 'access').length === 3);
-    // Stored before acked (DESIGN §8), and door events keep the live door states current.
-    const storedEvents = await w.store.list('controllerEvents', { where: { field: 'kind', value: 'access' }, limit: 100 });
-    expect(storedEvents.map((e) => e.body.result).sort()).toEqual(['granted', 'granted', 'granted']);
+    // Audited before acked (DESIGN §8), and door events keep the live door states current.
+    const trail = (await w.store.auditQuery({ chains: ['building:bld-1'], limit: 1000 })).items;
+    const granted = trail.filter((e) => e.type === 'access.granted');
+    expect(granted.map((e) => [e.grantId, e.tagId, e.incidentId, e.actor.kind])).toEqual([0, 1, 2].map(() => [grant.id, 'tag-1', 'inc-1', 'controller']));
+    expect(granted.map((e) => e.doorId).sort()).toEqual(['door-1', 'door-4', 'door-5']);
+    expect(trail.filter((e) => e.type === 'grant.created').map((e) => e.grantId)).toEqual([grant.id]);
+    expect(trail.filter((e) => e.type === 'grant.delivered').map((e) => e.controllerId).sort()).toEqual(w.controllers.map((c) => c.id).sort());
+    expect(trail.filter((e) => e.type === 'controller.online')).toHaveLength(3);
     await until(async () => (await w.store.get('controllerLive', a!.id))?.doors.find((d) => d.ref === 'street')?.locked === false);
     // Expiry: the controllers drop it on their own, and the gateway marks it expired.
     await until(async () => (await w.store.get('grants', grant.id))?.status === 'expired', 5000);
+    const expired = (await w.store.auditQuery({ chains: ['building:bld-1'], types: ['grant.expired'], limit: 10 })).items;
+    expect(expired).toMatchObject([{ grantId: grant.id, actor: { kind: 'system' }, reason: 'time' }]);
     expect(a?.presentTag('street', TAG)).toMatchObject({ result: 'denied' });
     expect((await w.store.get('grants', grant.id))?.pin).toBeUndefined();
   });
@@ -206,6 +225,26 @@ describe.each([['embedded (aedes + SQLite)', 'embedded'], ['production services 
     await w.grants.revoke(grant.id);
     await until(() => a?.grants.length === 0 && c?.grants.length === 0, 5000, 'revoked on the controllers');
     expect(a?.presentTag('street', TAG)).toMatchObject({ result: 'denied', reason: 'unknown' });
+  });
+
+  it('leaves an event unacknowledged while its entry cannot be stored, and audits it once when the broker hands it back (DESIGN §8)', async () => {
+    let failed = 0;
+    const w = await world(kind, {
+      persistent: true,
+      wrapAudit: (a) => ({ record: (i) => (i.type === 'access.granted' && failed++ === 0 ? Promise.reject(new Error('store unavailable')) : a.record(i)) }),
+    });
+    await until(async () => (await w.store.list('controllerLive')).filter((l) => l.online).length === 3);
+    const { grant } = await w.grants.create({ incidentId: 'inc-1', buildingId: 'bld-1', doorIds: ['door-1'], unitIds: ['unit-1'], durationMs: 60_000 }, { userId: 'user-1' });
+    await until(async () => (await w.store.get('grants', grant.id))?.status === 'active', 5000, 'delivered');
+    let reconnects = 0;
+    w.client.on('reconnect', () => (reconnects += 1));
+    expect(w.controllers[0]?.presentTag('street', TAG).result).toBe('granted');
+    await until(() => w.events.some((e) => e.body.kind === 'access'), 8000, 'the event handled after redelivery');
+    expect(failed).toBe(2); // refused once, stored on the redelivery
+    expect(reconnects).toBeGreaterThan(0);
+    const granted = (await w.store.auditQuery({ chains: ['building:bld-1'], types: ['access.granted'], limit: 100 })).items;
+    expect(granted).toMatchObject([{ grantId: grant.id, doorId: 'door-1', tagId: 'tag-1' }]);
+    expect(w.events.filter((e) => e.body.kind === 'access')).toHaveLength(1);
   });
 
   it('refuses what the policy does not allow, and changes nothing', async () => {

@@ -200,9 +200,16 @@ export function buildingRoutes(deps: AdminDeps): RouteDef[] {
       responses: { 200: BuildingSchema },
       errors: ['not-found'],
       handler: async ({ params, body, principal, log }) => {
-        await visibleBuilding(store, params.id, principal);
+        const before = await visibleBuilding(store, params.id, principal);
         await checkPolicy(store, params.id, body, '');
         const policy: EmergencyPolicy = { enabled: body.enabled, maxMinutes: body.maxMinutes, allowedAgencyIds: [...body.allowedAgencyIds], doorIds: [...body.doorIds] };
+        // Audited before the change (issue 4): who may open which doors, for how long.
+        await deps.audit?.record({
+          type: 'policy.changed',
+          actor: { kind: 'user', id: principal.userId },
+          buildingId: before.id,
+          data: { policy, previous: pick(before).policy },
+        });
         const t = now();
         const next = await store.update('buildings', params.id, (cur) => ({ ...cur, policy, updatedAt: t }));
         if (!next) throw AppError.notFound('building');

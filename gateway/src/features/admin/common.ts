@@ -12,6 +12,7 @@ import { listAll } from '../../store/list-all.js';
 import { isOpen } from '../grants/desired-state.js';
 import { StoreConflictError, type CollectionName, type Collections, type IndexField, type StorePort } from '../../store/port.js';
 import type { PasswordHasher } from '../auth/passwords.js';
+import type { AuditSink } from '../audit/audit-log.js';
 
 export interface AdminDeps {
   store: StorePort;
@@ -28,6 +29,11 @@ export interface AdminDeps {
    * change what a controller must hold (desired-state.ts keeps only active tags of granted units).
    */
   onTagChanged?: (change: { before?: Tag; after?: Tag }) => Promise<void>;
+  /**
+   * The audit trail (issue 4): `tag.blocked` and `policy.changed`, recorded before the change,
+   * awaited (a change whose entry cannot be stored fails). Default: no auditing.
+   */
+  audit?: AuditSink;
   /** Clock for `createdAt`/`updatedAt`; tests may pin it. */
   now?: () => number;
 }

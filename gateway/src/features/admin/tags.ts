@@ -35,6 +35,9 @@ export function tagRoutes(deps: AdminDeps): RouteDef[] {
   const changed = async (change: { before?: Tag; after?: Tag }): Promise<void> => {
     if (deps.onTagChanged) await deps.onTagChanged(change);
   };
+  const blocked = async (t: Tag, status: 'blocked' | 'lost', userId: string): Promise<void> => {
+    await deps.audit?.record({ type: 'tag.blocked', actor: { kind: 'user', id: userId }, tagId: t.id, unitId: t.unitId, reason: status, data: { label: t.label, previousStatus: t.status } });
+  };
   return [
     route({
       method: 'get',
@@ -89,10 +92,14 @@ export function tagRoutes(deps: AdminDeps): RouteDef[] {
       body: UpdateBody,
       responses: { 200: TagSchema },
       errors: ['not-found', 'conflict'],
-      handler: async ({ params, body }) => {
+      handler: async ({ params, body, principal }) => {
         const before = await store.get('tags', params.id);
         if (!before) throw AppError.notFound('tag');
         if (body.unitId !== undefined) await mustExist(store, 'units', body.unitId, '/unitId', 'unit');
+        // Taking a tag out of service this way is a block too (issue 4).
+        if ((body.status === 'blocked' || body.status === 'lost') && before.status === 'active') {
+          await blocked(before, body.status, principal.userId);
+        }
         const next = await unique(() =>
           store.update('tags', params.id, (cur) => ({
             ...cur,
@@ -132,8 +139,12 @@ export function tagRoutes(deps: AdminDeps): RouteDef[] {
       params: IdParams,
       responses: { 200: TagSchema },
       errors: ['not-found'],
-      handler: async ({ params, log }) => {
-        const t = await store.update('tags', params.id, (cur) => (cur.status === 'blocked' ? undefined : { ...cur, status: 'blocked' }));
+      handler: async ({ params, log, principal }) => {
+        const cur = await store.get('tags', params.id);
+        if (!cur) throw AppError.notFound('tag');
+        // Audited before the change (a repeated block changes nothing and records nothing).
+        if (cur.status !== 'blocked') await blocked(cur, 'blocked', principal.userId);
+        const t = await store.update('tags', params.id, (c) => (c.status === 'blocked' ? undefined : { ...c, status: 'blocked' }));
         if (!t) throw AppError.notFound('tag');
         log.info('tag blocked', { tag: t.id, unit: t.unitId });
         if (deps.onTagBlocked) await deps.onTagBlocked(t);

@@ -4,6 +4,7 @@
  */
 import { Type } from '@sinclair/typebox';
 import { AppError } from '../../errors.js';
+import { AuthError } from './errors.js';
 import type { User } from '../../domain/types.js';
 import { route, type Authenticate, type Principal, type RouteDef } from '../../http/routes.js';
 import type { StorePort } from '../../store/port.js';
@@ -18,9 +19,21 @@ export interface AuthRoutesDeps {
   limiter: LoginLimiter;
   /** Finds a user by username (users are indexed by id; the composition root keeps the lookup). */
   findUser: (username: string) => Promise<User | undefined>;
-  /** Audit hook: login, failed login, logout (never the password). */
-  onAuth?: (e: { type: 'login' | 'login-failed' | 'logout'; username: string; userId?: string; ip: string }) => void;
+  /**
+   * Audit hook (issue 4: auth.login, auth.login-failed, auth.logout): called on every login,
+   * refused login and logout, and awaited — a login is refused, and a logout answers with the
+   * error, when the hook rejects. Never carries the password or a token.
+   */
+  onAuth?: (e: AuthEvent) => void | Promise<void>;
 }
+
+/** Why a login was refused: the password was wrong, nobody has that name, the user is disabled, or the rate limit spoke. */
+export type LoginFailure = 'bad-password' | 'unknown-user' | 'disabled' | 'rate-limited';
+
+export type AuthEvent =
+  | { type: 'login'; username: string; userId: string; ip: string }
+  | { type: 'login-failed'; username: string; userId?: string; ip: string; reason: LoginFailure }
+  | { type: 'logout'; username: string; userId: string; ip: string };
 
 export const UserView = Type.Object({
   id: Type.String(),
@@ -92,14 +105,21 @@ export function authRoutes(d: AuthRoutesDeps): RouteDef[] {
       errors: ['unauthenticated', 'rate-limited'],
       handler: async ({ body, ip }) => {
         // The limiter counts before the (deliberately slow) password check.
-        await d.limiter.attempt(body.username, ip);
+        try {
+          await d.limiter.attempt(body.username, ip);
+        } catch (err) {
+          if (err instanceof AuthError && err.code === 'rate-limited') await d.onAuth?.({ type: 'login-failed', username: body.username, ip, reason: 'rate-limited' });
+          throw err;
+        }
         const user = await d.findUser(body.username);
         const ok = await d.hasher.verify(body.password, user?.passwordHash);
-        if (!user || !ok || user.disabled) {
-          d.onAuth?.({ type: 'login-failed', username: body.username, ip });
+        // The caller learns only "wrong username or password"; the trail says which.
+        const failure: LoginFailure | undefined = !user ? 'unknown-user' : !ok ? 'bad-password' : user.disabled ? 'disabled' : undefined;
+        if (!user || failure !== undefined) {
+          await d.onAuth?.({ type: 'login-failed', username: body.username, ...(user ? { userId: user.id } : {}), ip, reason: failure ?? 'unknown-user' });
           throw AppError.unauthenticated('wrong username or password');
         }
-        d.onAuth?.({ type: 'login', username: user.username, userId: user.id, ip });
+        await d.onAuth?.({ type: 'login', username: user.username, userId: user.id, ip });
         return sessionView(await d.tokens.startSession(user), user);
       },
     }),
@@ -130,7 +150,7 @@ export function authRoutes(d: AuthRoutesDeps): RouteDef[] {
       handler: async ({ body, principal, ip }) => {
         await d.tokens.logout({ ...(principal.session ? { access: principal.session } : {}), ...(body.refreshToken !== undefined ? { refreshToken: body.refreshToken } : {}) });
         const u = await d.store.get('users', principal.userId);
-        d.onAuth?.({ type: 'logout', username: u?.username ?? principal.userId, userId: principal.userId, ip });
+        await d.onAuth?.({ type: 'logout', username: u?.username ?? principal.userId, userId: principal.userId, ip });
         return undefined;
       },
     }),

@@ -41,13 +41,29 @@ export type BrokerIdentity = { kind: 'controller'; id: string } | { kind: 'gatew
 
 export type RefusedAction = 'connect' | 'publish' | 'subscribe';
 
-/** What a refusal event carries: ids and topics, never a password. */
+/**
+ * What a refusal event carries: ids and topics, never a password (issue 4: the gateway records it
+ * as `security.rejected`, on the building's chain when `buildingId` is set, else the system chain).
+ */
 export interface Refusal {
   action: RefusedAction;
   reason: string;
+  /** The MQTT client id the connection gave ('' for a will whose connection is gone). */
   clientId: string;
+  /** The username given; for an unknown one it is what the client typed, so record `controllerId` instead where that matters. */
   username?: string;
+  /** The registered controller concerned: the one authenticated, or the one a refused CONNECT named. */
+  controllerId?: string;
+  /** That controller's building. */
+  buildingId?: string;
   topic?: string;
+  /**
+   * Log lines for the same (action, client, reason) are rate-limited (`logEveryMs`): true when this
+   * refusal fell inside such a window and was only counted. `suppressed` on the next reported one
+   * says how many were.
+   */
+  repeated: boolean;
+  suppressed?: number;
 }
 
 export interface BrokerAuthOptions {
@@ -57,7 +73,11 @@ export interface BrokerAuthOptions {
   /** The gateway's own MQTT account. */
   service: { username: string; password: string };
   logger: Logger;
-  /** Audit hook for refusals (DESIGN §8 `security.rejected`). */
+  /**
+   * Audit hook for refusals (DESIGN §8 `security.rejected`), called synchronously for every one;
+   * the broker cannot wait for it, so it must handle its own promise. To rate-limit the trail as
+   * the log is, record only those with `repeated: false` (their `suppressed` counts the rest).
+   */
   onRefused?: (r: Refusal) => void;
   now?: () => number;
   /** How long a verified password stays verified; default 60 s. */
@@ -77,6 +97,9 @@ interface CacheEntry {
   until: number;
 }
 
+/** A refusal before the rate-limit bookkeeping. */
+type RefusalInput = Omit<Refusal, 'repeated' | 'suppressed'>;
+
 const MAX_FAIL_TTL_MS = 5_000;
 const CONTROLLER_PUBLISH = new Set(['reply', 'evt', 'state']);
 const CONTROLLER_SUBSCRIBE = new Set(['sync', 'cmd']);
@@ -95,6 +118,8 @@ export class BrokerAuth {
   /** Checks in progress, so a burst of the same credentials costs one scrypt. */
   readonly #inflight = new Map<string, Promise<CacheEntry>>();
   readonly #identities = new WeakMap<AuthClient, BrokerIdentity>();
+  /** The building of each connected controller, for its refusals. */
+  readonly #buildings = new WeakMap<AuthClient, string>();
   readonly #service: { username: Buffer; password: Buffer };
   readonly #refused: Record<RefusedAction, number> = { connect: 0, publish: 0, subscribe: 0 };
   readonly #lastLog = new Map<string, { at: number; suppressed: number }>();
@@ -138,22 +163,26 @@ export class BrokerAuth {
       return 'ok';
     }
     let entry: CacheEntry;
+    let buildingId: string | undefined;
     try {
-      entry = await this.#check(username, pw);
+      ({ entry, buildingId } = await this.#check(username, pw));
     } catch (err) {
       // The store is down: say so (CONNACK 3), so the client retries instead of giving up.
       this.#o.logger.warn('mqtt authentication unavailable', { username, err: err instanceof Error ? err.name : 'unknown' });
       return 'unavailable';
     }
-    if (!entry.ok) return this.#refuse({ action: 'connect', reason: 'bad-credentials', clientId: client.id, username }, 'bad-credentials');
+    // A registered controller named by the CONNECT: its building's owner sees attempts on it.
+    const about = buildingId !== undefined ? { controllerId: username, buildingId } : {};
+    if (!entry.ok) return this.#refuse({ action: 'connect', reason: 'bad-credentials', clientId: client.id, username, ...about }, 'bad-credentials');
     // PROTOCOL §2.3: the client id is the controller id. Otherwise one controller could take over
     // another's session (the broker would close the other connection and fire its will).
-    if (client.id !== username) return this.#refuse({ action: 'connect', reason: 'client-id-mismatch', clientId: client.id, username }, 'identifier-rejected');
+    if (client.id !== username) return this.#refuse({ action: 'connect', reason: 'client-id-mismatch', clientId: client.id, username, ...about }, 'identifier-rejected');
     const identity: BrokerIdentity = { kind: 'controller', id: username };
     if (will && !this.#mayPublish(identity, will)) {
-      return this.#refuse({ action: 'connect', reason: 'will-not-allowed', clientId: client.id, username, topic: will.topic }, 'not-authorized');
+      return this.#refuse({ action: 'connect', reason: 'will-not-allowed', clientId: client.id, username, ...about, topic: will.topic }, 'not-authorized');
     }
     this.#identities.set(client, identity);
+    if (buildingId !== undefined) this.#buildings.set(client, buildingId);
     return 'ok';
   }
 
@@ -168,18 +197,19 @@ export class BrokerAuth {
     return createHmac('sha256', this.#cacheKey).update(s, 'utf8').digest();
   }
 
-  async #check(username: string, password: string): Promise<CacheEntry> {
+  async #check(username: string, password: string): Promise<{ entry: CacheEntry; buildingId: string | undefined }> {
     const key = `${username}\0${this.#digest(password).toString('base64url')}`;
     const ctrl = await this.#o.store.get('controllers', username);
     const storedHash = ctrl?.mqttPasswordHash;
+    const buildingId = ctrl?.buildingId;
     const now = this.#now();
     const hit = this.#cache.get(key);
-    if (hit && hit.until > now && hit.storedHash === storedHash) return hit;
+    if (hit && hit.until > now && hit.storedHash === storedHash) return { entry: hit, buildingId };
     if (hit) this.#cache.delete(key);
     const running = this.#inflight.get(key);
     if (running) {
       const r = await running;
-      if (r.storedHash === storedHash) return r;
+      if (r.storedHash === storedHash) return { entry: r, buildingId };
     }
     const p = this.#o.hasher.verify(password, storedHash).then((ok): CacheEntry => {
       const entry = { ok, storedHash, until: this.#now() + (ok ? this.#okTtl : this.#failTtl) };
@@ -188,7 +218,7 @@ export class BrokerAuth {
     });
     this.#inflight.set(key, p);
     try {
-      return await p;
+      return { entry: await p, buildingId };
     } finally {
       if (this.#inflight.get(key) === p) this.#inflight.delete(key);
     }
@@ -212,14 +242,14 @@ export class BrokerAuth {
     const identity = client ? this.#identities.get(client) : undefined;
     if (identity && this.#mayPublish(identity, packet)) return true;
     const reason = identity ? (packet.retain && identity.kind === 'controller' && this.#ownLeaf(identity.id, packet.topic) ? 'retained' : 'topic') : 'unauthenticated';
-    this.#refuse({ action: 'publish', reason, clientId: client?.id ?? '', ...this.#who(identity), topic: packet.topic }, undefined);
+    this.#refuse({ action: 'publish', reason, clientId: client?.id ?? '', ...this.#who(client, identity), topic: packet.topic }, undefined);
     return false;
   }
 
   authorizeSubscribe(client: AuthClient, sub: { topic: string }): boolean {
     const identity = this.#identities.get(client);
     if (identity && this.#maySubscribe(identity, sub.topic)) return true;
-    this.#refuse({ action: 'subscribe', reason: identity ? 'topic' : 'unauthenticated', clientId: client.id, ...this.#who(identity), topic: sub.topic }, undefined);
+    this.#refuse({ action: 'subscribe', reason: identity ? 'topic' : 'unauthenticated', clientId: client.id, ...this.#who(client, identity), topic: sub.topic }, undefined);
     return false;
   }
 
@@ -246,21 +276,26 @@ export class BrokerAuth {
     return leaf.includes('/') ? undefined : leaf;
   }
 
-  #who(identity: BrokerIdentity | undefined): { username?: string } {
-    return identity?.kind === 'controller' ? { username: identity.id } : {};
+  #who(client: AuthClient | null, identity: BrokerIdentity | undefined): { username?: string; controllerId?: string; buildingId?: string } {
+    if (identity?.kind !== 'controller') return {};
+    const buildingId = client ? this.#buildings.get(client) : undefined;
+    return { username: identity.id, controllerId: identity.id, ...(buildingId !== undefined ? { buildingId } : {}) };
   }
 
-  #refuse<T>(r: Refusal, answer: T): T {
-    this.#refused[r.action] += 1;
-    const key = `${r.action}\0${r.username ?? r.clientId}\0${r.reason}`;
+  #refuse<T>(input: RefusalInput, answer: T): T {
+    this.#refused[input.action] += 1;
+    const key = `${input.action}\0${input.username ?? input.clientId}\0${input.reason}`;
     const now = this.#now();
     const last = this.#lastLog.get(key);
+    let r: Refusal;
     if (last && now - last.at < this.#logEvery) {
       last.suppressed += 1;
+      r = { ...input, repeated: true };
     } else {
       if (this.#lastLog.size > 10_000) this.#lastLog.clear();
       this.#lastLog.set(key, { at: now, suppressed: 0 });
-      this.#o.logger.warn('security: mqtt refused', { event: 'security.rejected', ...r, ...(last && last.suppressed > 0 ? { suppressed: last.suppressed } : {}) });
+      r = { ...input, repeated: false, ...(last && last.suppressed > 0 ? { suppressed: last.suppressed } : {}) };
+      this.#o.logger.warn('security: mqtt refused', { event: 'security.rejected', ...input, ...(r.suppressed !== undefined ? { suppressed: r.suppressed } : {}) });
     }
     try {
       this.#o.onRefused?.(r);

@@ -1,7 +1,12 @@
 /**
  * The gateway's side of the wire protocol (PROTOCOL §3–§9): births and wills into live state,
  * signed `grants.sync` with retries until applied, replies into delivery, events verified,
- * deduplicated and handed on before they are acknowledged.
+ * audited, deduplicated and handed on before they are acknowledged.
+ *
+ * The audit trail is the durable record of what controllers report (DESIGN §8): an event's entry
+ * is stored before anything else is done with it, and the message is acknowledged only after that.
+ * When handling a message fails, it is left unacknowledged and the connection is dropped, so the
+ * broker hands it back on the resumed session (see #redeliver).
  *
  * Constructor stores; start() subscribes; stop() cancels retries. The MQTT client is owned by
  * the adapter that made it (with TCP_NODELAY and a persistent session).
@@ -18,15 +23,28 @@ import {
   parseControllerTopic,
   trustedKeys,
   TYPES_BY_TOPIC,
+  type AuditItem,
   type BodyOf,
+  type EvtBody,
   type Logger,
   type Message,
   type SigningKey,
   type TrustedKeys,
 } from '@smart-passage/protocol';
-import type { ControllerLive, Door, Tag } from '../../domain/types.js';
+import type { ControllerLive, Door, Grant, Tag } from '../../domain/types.js';
 import { listAll } from '../../store/list-all.js';
 import type { StorePort } from '../../store/port.js';
+import type { AuditSink } from '../audit/audit-log.js';
+import {
+  commandDoneInput,
+  controllerEventInput,
+  eventsMissingInput,
+  grantDeliveredInput,
+  presenceInputs,
+  securityRejectedInput,
+  type DoorCommand,
+  type EventContext,
+} from '../audit/recorder-controller.js';
 import { desiredGrantsFor, isLive, openGrants } from '../grants/desired-state.js';
 import { applyState, emptyLive } from './presence.js';
 
@@ -41,6 +59,18 @@ export interface ControllerBridgeOptions {
   /** First sync retry after this long without an answer, doubling up to `maxRetryMs`. */
   retryMs?: number;
   maxRetryMs?: number;
+  /**
+   * The audit trail (DESIGN §8; issue 4). Controller events, gaps, dropped messages, confirmed
+   * deliveries, finished door commands and presence changes are recorded here, each before the
+   * message that reports it is acknowledged. Default: no auditing.
+   */
+  audit?: AuditSink;
+  /**
+   * `security.rejected` is rate-limited (DESIGN §5.2): at most one entry per (controller, code)
+   * in this window, the repeats counted in a follow-up entry (`data.suppressed`) when it ends.
+   * 0 records every dropped message. Default 10 s.
+   */
+  rejectedEveryMs?: number;
 }
 
 export interface BridgeEvents {
@@ -48,14 +78,33 @@ export interface BridgeEvents {
   controller: [live: ControllerLive];
   /** Grants whose delivery to a controller is now confirmed. */
   delivered: [controllerId: string, grantIds: string[]];
-  /** A new (or late) verified event, already handed to `onEvent` and about to be acked. */
-  event: [controllerId: string, msg: Message<'evt'>];
+  /** A new (or late) verified event, already audited (`entry`, when auditing) and about to be acked. */
+  event: [controllerId: string, msg: Message<'evt'>, entry: AuditItem | undefined];
   /** Events a controller skipped (PROTOCOL §7.8): audit `controller.events-missing`. */
   missing: [controllerId: string, boot: string, count: number];
   /** A dropped message (PROTOCOL §9): audit `security.rejected`. */
   rejected: [controllerId: string, code: string, detail: string];
   /** A reply to a command. */
   reply: [controllerId: string, body: BodyOf<'reply'>];
+}
+
+/** A door command sent and not yet answered: what its reply finishes (PROTOCOL §7). */
+interface SentCommand {
+  ctrl: string;
+  type: DoorCommand;
+  door: string;
+  at: number;
+}
+
+/** A reply later than this finishes nothing we still track (commands expire after 10 s). */
+const COMMAND_MEMORY_MS = 5 * 60_000;
+const MAX_TRACKED = 10_000;
+
+interface RejectWindow {
+  until: number;
+  suppressed: number;
+  buildingId: string | undefined;
+  timer: NodeJS.Timeout | undefined;
 }
 
 interface PendingSync {
@@ -68,12 +117,19 @@ interface PendingSync {
 export class ControllerBridge extends EventEmitter<BridgeEvents> {
   readonly #o: ControllerBridgeOptions;
   readonly #now: () => number;
-  readonly #keys = new Map<string, TrustedKeys>();
+  /** Per registered controller: the keys it signs with and its building (the chain of its entries). */
+  readonly #known = new Map<string, { keys: TrustedKeys; buildingId: string }>();
   /** Outstanding sync per controller (the latest only: syncs are desired state, PROTOCOL §5). */
   readonly #pending = new Map<string, PendingSync>();
   readonly #byRef = new Map<string, string>();
-  /** Hook the owner sets to store an event durably; the PUBACK waits for it (DESIGN §8). */
-  onEvent: (controllerId: string, msg: Message<'evt'>) => Promise<void> = () => Promise.resolve();
+  /** Door commands by id, so a `done` reply can be audited as what it finished. */
+  readonly #commands = new Map<string, SentCommand>();
+  readonly #rejections = new Map<string, RejectWindow>();
+  /** A message failed: everything after it is left unacknowledged until the session resumes. */
+  #redelivering = false;
+  readonly #onConnect = (): void => {
+    this.#redelivering = false;
+  };
   #stopped = true;
 
   constructor(o: ControllerBridgeOptions) {
@@ -85,30 +141,63 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
   async start(): Promise<void> {
     this.#stopped = false;
     const client = this.#o.client;
-    // mqtt.js sends the PUBACK of a QoS 1 message only after this callback: an event is
-    // acknowledged once stored, so a crash before that means redelivery, not loss.
+    // mqtt.js sends the PUBACK of a QoS 1 message only after this callback, and none when it gets
+    // an error: an event is acknowledged once audited, so a crash before that means redelivery,
+    // not loss. mqtt.js does nothing else with the error, though, and a broker re-sends an
+    // unacknowledged message only when the session resumes [MQTT-4.4.0-1] — hence #redeliver.
     client.handleMessage = (packet, done) => {
+      if (this.#redelivering) {
+        // Keep the order: what came after a failed message comes back after it, and is handled then.
+        done(new Error('an earlier message is waiting for redelivery'));
+        return;
+      }
       this.#handle(packet).then(
         () => done(),
         (err: unknown) => {
-          this.#o.logger.error('controller message not processed; left unacknowledged', { topic: (packet).topic, err: String(err) });
+          this.#o.logger.error('controller message not processed; left unacknowledged for redelivery', { topic: packet.topic, err: String(err) });
+          this.#redeliver();
           done(err instanceof Error ? err : new Error(String(err)));
         },
       );
     };
+    client.on('connect', this.#onConnect);
     await client.subscribeAsync(GATEWAY_SUBSCRIPTIONS, { qos: 1 });
   }
 
   stop(): void {
     this.#stopped = true;
+    this.#o.client.off('connect', this.#onConnect);
     for (const p of this.#pending.values()) clearTimeout(p.timer);
     this.#pending.clear();
     this.#byRef.clear();
+    this.#commands.clear();
+    for (const [key, w] of this.#rejections) {
+      clearTimeout(w.timer);
+      if (w.suppressed > 0) this.#flushRejections(key, w);
+    }
+    this.#rejections.clear();
   }
 
   /** Forget a controller's cached public key (after it was re-registered or removed). */
   forgetKeys(ctrl: string): void {
-    this.#keys.delete(ctrl);
+    this.#known.delete(ctrl);
+  }
+
+  /**
+   * Drop the connection, as a network failure would, so the broker re-sends every message not yet
+   * acknowledged — the failed one first — on the resumed persistent session (DESIGN §8, §10).
+   * mqtt.js reconnects after its `reconnectPeriod`. Without a persistent session or without
+   * reconnects there is nothing to gain: the message is then only left unacknowledged.
+   */
+  #redeliver(): void {
+    const client = this.#o.client;
+    if (this.#redelivering || this.#stopped) return;
+    if (client.options.clean === true || client.options.reconnectPeriod === 0) {
+      this.#o.logger.warn('no persistent session with reconnects: an unacknowledged message will not be redelivered until the next reconnect');
+      return;
+    }
+    this.#redelivering = true;
+    client.stream.destroy();
   }
 
   // ── Desired state out ───────────────────────────────────────────────────────────────────────
@@ -144,8 +233,18 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
     const seq = await this.#o.store.nextSeq(ctrl, live?.lastSeq);
     const iat = this.#now();
     const msg = buildMessage({ type, ctrl, seq, boot: this.#o.boot, body, key: this.#o.gatewayKey, iat, exp: iat + MAX_COMMAND_TTL_MS });
+    if (type === 'door.pulse' || type === 'door.hold' || type === 'door.release') this.#track(msg.id, { ctrl, type, door: (body as { door: string }).door, at: iat });
     this.#publish(controllerTopic(ctrl, 'cmd'), JSON.stringify(msg));
     return msg.id;
+  }
+
+  #track(id: string, c: SentCommand): void {
+    // Oldest first (a Map iterates in insertion order): forget what can no longer be answered.
+    for (const [k, v] of this.#commands) {
+      if (c.at - v.at < COMMAND_MEMORY_MS && this.#commands.size < MAX_TRACKED) break;
+      this.#commands.delete(k);
+    }
+    this.#commands.set(id, c);
   }
 
   /**
@@ -179,38 +278,79 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
     if (!t || (t.leaf !== 'state' && t.leaf !== 'reply' && t.leaf !== 'evt')) return;
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
     if (payload.length === 0) return; // a cleared retained state
-    const keys = await this.#keysOf(t.ctrl);
-    if (!keys) {
-      this.emit('rejected', t.ctrl, 'unknown-controller', 'no registered controller with this id');
+    const known = await this.#knownOf(t.ctrl);
+    if (!known) {
+      await this.#rejected(t.ctrl, 'unknown-controller', 'no registered controller with this id', undefined);
       return;
     }
-    const opened = openMessage(payload, { types: TYPES_BY_TOPIC[t.leaf], keys, maxBytes: MAX_PAYLOAD_BYTES[t.leaf], ctrl: t.ctrl, now: this.#now() });
+    const opened = openMessage(payload, { types: TYPES_BY_TOPIC[t.leaf], keys: known.keys, maxBytes: MAX_PAYLOAD_BYTES[t.leaf], ctrl: t.ctrl, now: this.#now() });
     if (!opened.ok) {
       this.#o.logger.warn('controller message rejected', { ctrl: t.ctrl, leaf: t.leaf, code: opened.code, detail: opened.detail });
-      this.emit('rejected', t.ctrl, opened.code, opened.detail);
+      await this.#rejected(t.ctrl, opened.code, opened.detail, known.buildingId);
       return;
     }
     const msg = opened.message;
-    if (msg.type === 'state') await this.#onState(t.ctrl, msg, packet.retain);
-    else if (msg.type === 'reply') await this.#onReply(t.ctrl, msg.body);
-    else if (msg.type === 'evt') await this.#onEvt(t.ctrl, msg);
+    if (msg.type === 'state') await this.#onState(t.ctrl, msg, packet.retain, known.buildingId);
+    else if (msg.type === 'reply') await this.#onReply(t.ctrl, msg.body, known.buildingId);
+    else if (msg.type === 'evt') await this.#onEvt(t.ctrl, msg, known.buildingId);
   }
 
-  async #keysOf(ctrl: string): Promise<TrustedKeys | undefined> {
-    const cached = this.#keys.get(ctrl);
+  async #knownOf(ctrl: string): Promise<{ keys: TrustedKeys; buildingId: string } | undefined> {
+    const cached = this.#known.get(ctrl);
     if (cached) return cached;
     const c = await this.#o.store.get('controllers', ctrl);
     if (!c) return undefined;
-    const keys = trustedKeys([{ kid: c.controllerKid, publicKey: c.publicKey }]);
-    this.#keys.set(ctrl, keys);
-    return keys;
+    const known = { keys: trustedKeys([{ kid: c.controllerKid, publicKey: c.publicKey }]), buildingId: c.buildingId };
+    this.#known.set(ctrl, known);
+    return known;
   }
 
-  async #onState(ctrl: string, msg: Message<'state'>, retained: boolean): Promise<void> {
-    const { store } = this.#o;
+  /** A dropped message (PROTOCOL §9): audited as `security.rejected`, rate-limited, then announced. */
+  async #rejected(ctrl: string, code: string, detail: string, buildingId: string | undefined): Promise<void> {
+    const audit = this.#o.audit;
+    if (audit) {
+      const every = this.#o.rejectedEveryMs ?? 10_000;
+      const key = `${ctrl}\0${code}`;
+      const now = this.#now();
+      const w = this.#rejections.get(key);
+      if (every > 0 && w && now < w.until) {
+        w.suppressed += 1;
+        w.timer ??= setTimeout(() => this.#flushRejections(key, w), Math.max(0, w.until - now)).unref();
+      } else {
+        if (every > 0) {
+          if (this.#rejections.size >= MAX_TRACKED) this.#rejections.clear();
+          this.#rejections.set(key, { until: now + every, suppressed: 0, buildingId, timer: undefined });
+        }
+        try {
+          await audit.record(securityRejectedInput(ctrl, code, detail, buildingId));
+        } catch (err) {
+          this.#rejections.delete(key); // the redelivery records it
+          throw err;
+        }
+      }
+    }
+    this.emit('rejected', ctrl, code, detail);
+  }
+
+  /** The end of a rate-limit window with repeats in it: one entry counting them. */
+  #flushRejections(key: string, w: RejectWindow): void {
+    if (this.#rejections.get(key) === w) this.#rejections.delete(key);
+    const [ctrl = '', code = ''] = key.split('\0');
+    const audit = this.#o.audit;
+    if (!audit || w.suppressed === 0) return;
+    audit.record(securityRejectedInput(ctrl, code, 'repeated within the rate limit', w.buildingId, w.suppressed)).catch((err: unknown) => {
+      this.#o.logger.error('audit of suppressed rejections failed', { ctrl, code, suppressed: w.suppressed, err: String(err) });
+    });
+  }
+
+  async #onState(ctrl: string, msg: Message<'state'>, retained: boolean, buildingId: string): Promise<void> {
+    const { store, audit } = this.#o;
     const cur = (await store.get('controllerLive', ctrl)) ?? emptyLive(ctrl);
     const change = applyState(cur, msg, { receivedAt: this.#now(), retained });
     if (change.live === cur) return;
+    // Audited before the live state moves: a redelivered birth or will finds the change again
+    // and its entries deduplicated (keyed by the message id).
+    if (audit) for (const input of presenceInputs(ctrl, cur, change, msg, buildingId)) await audit.record(input);
     await store.put('controllerLive', change.live);
     this.emit('controller', change.live);
     if (!msg.body.online) return;
@@ -225,7 +365,15 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
     else await this.#confirm(ctrl, msg.body.appliedVersion);
   }
 
-  async #onReply(ctrl: string, body: BodyOf<'reply'>): Promise<void> {
+  async #onReply(ctrl: string, body: BodyOf<'reply'>, buildingId: string): Promise<void> {
+    const cmd = this.#commands.get(body.ref);
+    if (cmd && cmd.ctrl === ctrl) {
+      if (body.status === 'done' && this.#o.audit) {
+        const doorId = await this.#doorId(ctrl, cmd.door);
+        await this.#o.audit.record(commandDoneInput(ctrl, { id: body.ref, type: cmd.type, door: cmd.door }, { buildingId, doorId }));
+      }
+      this.#commands.delete(body.ref);
+    }
     this.emit('reply', ctrl, body);
     this.#byRef.delete(body.ref);
     const p = this.#pending.get(ctrl);
@@ -251,14 +399,20 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
 
   /** Mark every live grant whose delivery to `ctrl` is covered by `applied` as delivered. */
   async #confirm(ctrl: string, applied: number): Promise<void> {
-    const { store } = this.#o;
+    const { store, audit } = this.#o;
     const now = this.#now();
     const done: string[] = [];
+    const covers = (d: Grant['deliveries'][number]) => d.controllerId === ctrl && d.state === 'pending' && d.version <= applied;
     for (const g of await openGrants(store)) {
-      if (!g.deliveries.some((d) => d.controllerId === ctrl && d.state === 'pending' && d.version <= applied)) continue;
+      const covered = g.deliveries.filter(covers);
+      if (covered.length === 0) continue;
+      if (!isLive(g, now) && g.status !== 'pending') continue;
+      // Audited before the delivery is marked: after a crash in between, the redelivered reply
+      // (or the next birth) marks it, and the entry, keyed by (grant, controller, version), is not repeated.
+      if (audit) for (const d of covered) await audit.record(grantDeliveredInput(ctrl, g, d.version));
       const next = await store.update('grants', g.id, (cur) => {
         if (!isLive(cur, now) && cur.status !== 'pending') return undefined;
-        const deliveries = cur.deliveries.map((d) => (d.controllerId === ctrl && d.state === 'pending' && d.version <= applied ? { ...d, state: 'delivered' as const, deliveredAt: now } : d));
+        const deliveries = cur.deliveries.map((d) => (covers(d) ? { ...d, state: 'delivered' as const, deliveredAt: now } : d));
         const all = deliveries.every((d) => d.state === 'delivered');
         return { ...cur, deliveries, status: cur.status === 'pending' && all ? 'active' : cur.status };
       });
@@ -267,28 +421,61 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
     if (done.length > 0) this.emit('delivered', ctrl, done);
   }
 
-  async #onEvt(ctrl: string, msg: Message<'evt'>): Promise<void> {
-    const { store } = this.#o;
-    // Stored first (the PUBACK waits for this handler): a crash before it means redelivery.
-    await store.insert('controllerEvents', {
-      id: `${ctrl}:${msg.boot}:${msg.seq}`,
-      controllerId: ctrl,
-      boot: msg.boot,
-      seq: msg.seq,
-      kind: msg.body.kind,
-      at: msg.body.at,
-      receivedAt: this.#now(),
-      body: msg.body,
-    }).catch((err: unknown) => {
-      // Already stored: a redelivery. Whether it was handed on is what classifyEvent remembers.
-      if (!(err instanceof Error && err.name === 'StoreConflictError')) throw err;
-    });
+  /**
+   * DESIGN §8: the audit entry first (idempotent by (ctrl, boot, seq): a redelivery gets the stored
+   * entry back), then the seq bookkeeping that tells a gap or a duplicate, then the side effects of
+   * a new event. The handler returns — and the PUBACK goes — only after all of it.
+   */
+  async #onEvt(ctrl: string, msg: Message<'evt'>, buildingId: string): Promise<void> {
+    const { store, audit } = this.#o;
+    const entry = audit ? await audit.record(controllerEventInput(ctrl, msg, await this.#eventContext(ctrl, msg.body, buildingId))) : undefined;
     const verdict = await store.classifyEvent(ctrl, msg.boot, msg.seq);
     if (verdict.kind === 'duplicate') return;
-    if (verdict.kind === 'new' && verdict.missing > 0) this.emit('missing', ctrl, msg.boot, verdict.missing);
+    if (verdict.kind === 'new' && verdict.missing > 0) {
+      // Not fatal to the event: its seq is classified now, so a redelivery would be a duplicate and
+      // bring the gap back no more than this; failing here would only lose the door state too.
+      if (audit) {
+        await audit.record(eventsMissingInput(ctrl, msg.boot, msg.seq, verdict.missing, buildingId)).catch((err: unknown) => {
+          this.#o.logger.error('AUDIT ENTRY NOT STORED: controller.events-missing', { ctrl, boot: msg.boot, seq: msg.seq, count: verdict.missing, err: String(err) });
+        });
+      }
+      this.emit('missing', ctrl, msg.boot, verdict.missing);
+    }
     if (msg.body.kind === 'door') await this.#applyDoor(ctrl, msg.body.door, msg.body.state);
-    await this.onEvent(ctrl, msg);
-    this.emit('event', ctrl, msg);
+    this.emit('event', ctrl, msg, entry);
+  }
+
+  /** Our ids for what the event names by the controller's refs. */
+  async #eventContext(ctrl: string, body: EvtBody, buildingId: string): Promise<EventContext> {
+    if (body.kind !== 'access' && body.kind !== 'door') return { buildingId };
+    const doorId = await this.#doorId(ctrl, body.door);
+    if (body.kind === 'door') return { buildingId, doorId };
+    const grant = body.grantId !== undefined ? await this.#o.store.get('grants', body.grantId) : undefined;
+    const tagId = body.credential.kind === 'tag' ? await this.#tagId(body.credential.uid, grant?.unitIds ?? []) : undefined;
+    return { buildingId, doorId, tagId, incidentId: grant?.incidentId };
+  }
+
+  async #doorId(ctrl: string, ref: string): Promise<string | undefined> {
+    const doors = await listAll(this.#o.store, 'doors', { field: 'controllerId', value: ctrl });
+    return doors.find((d) => d.ref === ref)?.id;
+  }
+
+  /**
+   * The tag with this uid: among the granted units' tags, else among blocked and lost tags (the
+   * ones an owner must be able to find). The store has no index by uid, so an active tag outside
+   * the event's grant stays a uid.
+   */
+  async #tagId(uid: string, unitIds: readonly string[]): Promise<string | undefined> {
+    const { store } = this.#o;
+    for (const unitId of unitIds) {
+      const hit = (await listAll(store, 'tags', { field: 'unitId', value: unitId })).find((t) => t.uid === uid);
+      if (hit) return hit.id;
+    }
+    for (const status of ['blocked', 'lost'] as const) {
+      const hit = (await listAll(store, 'tags', { field: 'status', value: status })).find((t) => t.uid === uid);
+      if (hit) return hit.id;
+    }
+    return undefined;
   }
 
   /** Door events keep the live door states current (DESIGN §5.3: the map shows them). */

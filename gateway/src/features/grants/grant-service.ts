@@ -3,16 +3,19 @@
  * Every change bumps the desired version of each controller touched and sends it the new set;
  * delivery is confirmed by the controller bridge when a reply covers that version.
  *
- * Order of writes: versions are bumped before the grant is stored, then the grant, then its due
- * time, then the syncs. A crash between any two leaves at worst a version with nothing new in
- * it, or a stored grant not yet sent — which the reconcile at start sends (DESIGN §10).
+ * Order of writes: the audit entry first (DESIGN §8, issue 4: a change whose entry cannot be
+ * stored does not happen), then versions are bumped, then the grant is stored, then its due time,
+ * then the syncs. A crash between any two leaves at worst an entry for a change that did not
+ * happen, a version with nothing new in it, or a stored grant not yet sent — which the reconcile
+ * at start sends (DESIGN §10) — but never a change nobody can see in the trail.
  */
 import { randomInt } from 'node:crypto';
-import { newId, type Logger } from '@smart-passage/protocol';
+import { newId, type AuditActor, type Logger } from '@smart-passage/protocol';
 import { AppError } from '../../errors.js';
 import type { Delivery, Door, Grant, Incident, Tag } from '../../domain/types.js';
 import { listAll } from '../../store/list-all.js';
 import type { StorePort } from '../../store/port.js';
+import { SYSTEM_ACTOR, type AuditInput, type AuditSink } from '../audit/audit-log.js';
 import { controllersOf, isLive, isOpen } from './desired-state.js';
 
 export interface Syncer {
@@ -24,6 +27,8 @@ export interface GrantServiceOptions {
   syncer: Syncer;
   logger: Logger;
   now?: () => number;
+  /** The audit trail (issue 4): grant.created/extended/revoked/expired. Default: no auditing. */
+  audit?: AuditSink;
 }
 
 export interface CreateGrantInput {
@@ -48,8 +53,8 @@ export class GrantService {
     this.#now = o.now ?? Date.now;
   }
 
-  /** Check policy, store the grant, and send each controller touched its new set. */
-  async create(input: CreateGrantInput, actor: { userId: string }): Promise<{ grant: Grant; pin?: string }> {
+  /** Check policy, audit, store the grant, and send each controller touched its new set. */
+  async create(input: CreateGrantInput, actor: { userId: string; name?: string }): Promise<{ grant: Grant; pin?: string }> {
     const { store } = this.#o;
     const now = this.#now();
     const incident = await store.get('incidents', input.incidentId);
@@ -68,18 +73,31 @@ export class GrantService {
     if (!hasTag && !input.pin) throw new AppError('policy-violation', 'the units have no active tag: ask for a PIN');
 
     const ctrls = controllersOf({ doorIds: input.doorIds }, doors);
+    const id = `grt-${newId(now)}`;
+    const notAfter = now + input.durationMs;
+    // What the grant lets in, never with what: the PIN stays out of the trail (DESIGN §7, §8).
+    const credentials = [...(hasTag ? ['tag'] : []), ...(input.pin ? ['pin'] : [])];
+    await this.#audit({
+      type: 'grant.created',
+      actor: { kind: 'user', id: actor.userId, ...(actor.name !== undefined ? { name: actor.name } : {}) },
+      buildingId: building.id,
+      incidentId: incident.id,
+      grantId: id,
+      data: { unitIds: [...input.unitIds], doorIds: [...input.doorIds], notBefore: now, notAfter, credentials },
+      dedupe: `created:${id}`,
+    });
     const deliveries: Delivery[] = [];
     for (const c of ctrls) deliveries.push({ controllerId: c, version: await store.bumpDesiredVersion(c), state: 'pending' });
     const pin = input.pin ? String(randomInt(0, 1_000_000)).padStart(6, '0') : undefined;
     const grant: Grant = {
-      id: `grt-${newId(now)}`,
+      id,
       incidentId: incident.id,
       buildingId: building.id,
       doorIds: [...input.doorIds],
       unitIds: [...input.unitIds],
       ...(pin !== undefined ? { pin } : {}),
       notBefore: now,
-      notAfter: now + input.durationMs,
+      notAfter,
       status: 'pending',
       createdBy: actor.userId,
       createdAt: now,
@@ -95,7 +113,7 @@ export class GrantService {
   }
 
   /** Move the end later, within the policy's maximum counted from now. */
-  async extend(grantId: string, durationMs: number): Promise<Grant> {
+  async extend(grantId: string, durationMs: number, actor: AuditActor = SYSTEM_ACTOR): Promise<Grant> {
     const { store } = this.#o;
     const now = this.#now();
     const g = await this.#live(grantId);
@@ -103,21 +121,22 @@ export class GrantService {
     const max = (building?.policy.maxMinutes ?? 0) * 60_000;
     const notAfter = g.notAfter + durationMs;
     if (durationMs <= 0 || notAfter - now > max) throw new AppError('policy-violation', `a grant may run at most ${max / 60_000} minutes from now`);
+    await this.#audit({ type: 'grant.extended', actor, ...this.#about(g), data: { notAfter, previousNotAfter: g.notAfter } });
     return this.#change(g, (cur, deliveries) => ({ ...cur, notAfter, deliveries }), async (next) => store.scheduleAt(dueKey(next.id), next.notAfter));
   }
 
-  async revoke(grantId: string, reason = 'revoked'): Promise<Grant> {
+  async revoke(grantId: string, reason = 'revoked', actor: AuditActor = SYSTEM_ACTOR): Promise<Grant> {
     const g = await this.#live(grantId);
     const now = this.#now();
-    return this.#end(g, 'revoked', reason, now);
+    return this.#end(g, 'revoked', reason, now, actor);
   }
 
-  /** Revoke every live grant of an incident (incident close). */
-  async revokeIncident(incidentId: string): Promise<Grant[]> {
+  /** Revoke every live grant of an incident (incident close): one `grant.revoked` entry each. */
+  async revokeIncident(incidentId: string, actor: AuditActor = SYSTEM_ACTOR): Promise<Grant[]> {
     const now = this.#now();
     const out: Grant[] = [];
     for (const g of await listAll(this.#o.store, 'grants', { field: 'incidentId', value: incidentId })) {
-      if (isLive(g, now)) out.push(await this.#end(g, 'revoked', 'incident closed', now));
+      if (isLive(g, now)) out.push(await this.#end(g, 'revoked', 'incident closed', now, actor));
     }
     return out;
   }
@@ -125,6 +144,9 @@ export class GrantService {
   /**
    * Expire what is due (DESIGN §4 step 4). Each due key is claimed with a lease, so with several
    * gateway instances each expiry runs once (DESIGN §11). Returns the grants expired.
+   *
+   * One grant that cannot be expired now (its audit entry or its write failed) does not hold up
+   * the others: it stays due, and the next pass tries it again.
    */
   async expireDue(owner: string): Promise<Grant[]> {
     const { store } = this.#o;
@@ -134,8 +156,10 @@ export class GrantService {
       if (!(await store.acquireLease(`lease:${key}`, owner, 30_000))) continue;
       try {
         const g = await store.get('grants', key.slice('grant:'.length));
-        if (g && isOpen(g) && g.notAfter <= now) out.push(await this.#end(g, 'expired', 'time', now));
+        if (g && isOpen(g) && g.notAfter <= now) out.push(await this.#end(g, 'expired', 'time', now, SYSTEM_ACTOR));
         else await store.unschedule(key);
+      } catch (err) {
+        this.#o.logger.warn('grant not expired now; the next pass retries', { key, err: String(err) });
       } finally {
         await store.releaseLease(`lease:${key}`, owner);
       }
@@ -180,7 +204,9 @@ export class GrantService {
     }
   }
 
-  async #end(g: Grant, status: 'expired' | 'revoked', reason: string, now: number): Promise<Grant> {
+  async #end(g: Grant, status: 'expired' | 'revoked', reason: string, now: number, actor: AuditActor): Promise<Grant> {
+    // A grant ends once: the key makes a retried expiry or revoke (after a failed write) record nothing new.
+    await this.#audit({ type: status === 'expired' ? 'grant.expired' : 'grant.revoked', actor, ...this.#about(g), reason, dedupe: `${status}:${g.id}` });
     const next = await this.#change(
       g,
       (cur, deliveries) => {
@@ -192,6 +218,15 @@ export class GrantService {
     );
     this.#o.logger.info(`grant ${status}`, { grant: g.id, reason });
     return next;
+  }
+
+  /** Awaited: a change whose entry cannot be stored fails with the store's error. */
+  async #audit(input: AuditInput): Promise<void> {
+    if (this.#o.audit) await this.#o.audit.record(input);
+  }
+
+  #about(g: Grant): Pick<AuditInput, 'buildingId' | 'incidentId' | 'grantId'> {
+    return { buildingId: g.buildingId, incidentId: g.incidentId, grantId: g.id };
   }
 
   /** Bump the versions of the grant's controllers, write the change, then sync them. */

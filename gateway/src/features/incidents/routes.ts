@@ -2,14 +2,19 @@
  * Incidents, their grants, and "open now" (DESIGN §4 flows 1, 3, 4; issue 3 API).
  * Dispatchers (and admins) act; a responder reads the grants of its own unit; an owner reads the
  * grants on its own buildings, never a PIN.
+ *
+ * Every action is audited before it takes effect (issue 4): an incident opened or closed, a pulse
+ * asked for here; grants through the GrantService. When the entry cannot be stored the request
+ * fails with the store's error and nothing changes.
  */
 import { Type, type Static } from '@sinclair/typebox';
-import { newId } from '@smart-passage/protocol';
+import { newId, type AuditActor } from '@smart-passage/protocol';
 import { AppError } from '../../errors.js';
 import type { Grant, Incident } from '../../domain/types.js';
 import { route, type Principal, type RouteDef } from '../../http/routes.js';
 import { listAll } from '../../store/list-all.js';
 import type { StorePort } from '../../store/port.js';
+import type { AuditInput, AuditSink } from '../audit/audit-log.js';
 import type { GrantService } from '../grants/grant-service.js';
 
 const Id = Type.String({ pattern: '^[A-Za-z0-9._:-]{1,80}$' });
@@ -70,6 +75,8 @@ export interface IncidentRoutesDeps {
   /** Real-time and audit hooks (wired by the composition root). */
   onIncident?: (i: Incident) => void;
   onGrant?: (g: Grant) => void;
+  /** The audit trail: incident.opened/closed, door.pulse.requested. Default: no auditing. */
+  audit?: AuditSink;
   now?: () => number;
 }
 
@@ -78,6 +85,10 @@ const DISPATCH = ['admin', 'dispatcher'] as const;
 export function incidentRoutes(d: IncidentRoutesDeps): RouteDef[] {
   const now = d.now ?? Date.now;
   const notifyGrant = (g: Grant) => d.onGrant?.(g);
+  const audit = async (input: AuditInput): Promise<void> => {
+    if (d.audit) await d.audit.record(input);
+  };
+  const userOf = (p: Principal): AuditActor => ({ kind: 'user', id: p.userId });
 
   async function visibleGrant(id: string, p: Principal): Promise<Grant> {
     const g = await d.store.get('grants', id);
@@ -119,6 +130,13 @@ export function incidentRoutes(d: IncidentRoutesDeps): RouteDef[] {
           openedBy: principal.userId,
           openedAt: t,
         };
+        await audit({
+          type: 'incident.opened',
+          actor: userOf(principal),
+          incidentId: incident.id,
+          data: { kind: incident.kind, ...(incident.ref !== undefined ? { ref: incident.ref } : {}), ...(incident.address !== undefined ? { address: incident.address } : {}), location: incident.location },
+          dedupe: `opened:${incident.id}`,
+        });
         await d.store.insert('incidents', incident);
         d.onIncident?.(incident);
         return incident;
@@ -161,12 +179,13 @@ export function incidentRoutes(d: IncidentRoutesDeps): RouteDef[] {
       params: Type.Object({ id: Id }),
       responses: { 200: IncidentView },
       errors: ['conflict'],
-      handler: async ({ params }) => {
+      handler: async ({ params, principal }) => {
         const cur = await d.store.get('incidents', params.id);
         if (!cur) throw AppError.notFound('incident');
         if (cur.status === 'closed') throw AppError.conflict('the incident is already closed');
+        await audit({ type: 'incident.closed', actor: userOf(principal), incidentId: cur.id, data: { buildingIds: cur.buildingIds }, dedupe: `closed:${cur.id}` });
         const closed = await d.store.update('incidents', params.id, (i) => ({ ...i, status: 'closed', closedAt: now() }));
-        for (const g of await d.grants.revokeIncident(params.id)) notifyGrant(g);
+        for (const g of await d.grants.revokeIncident(params.id, userOf(principal))) notifyGrant(g);
         if (!closed) throw AppError.notFound('incident');
         d.onIncident?.(closed);
         return closed;
@@ -218,8 +237,8 @@ export function incidentRoutes(d: IncidentRoutesDeps): RouteDef[] {
       body: Type.Object({ minutes: Type.Integer({ minimum: 1, maximum: 24 * 60 }) }),
       responses: { 200: GrantView },
       errors: ['not-found', 'conflict', 'policy-violation'],
-      handler: async ({ params, body }) => {
-        const g = await d.grants.extend(params.id, body.minutes * 60_000);
+      handler: async ({ params, body, principal }) => {
+        const g = await d.grants.extend(params.id, body.minutes * 60_000, userOf(principal));
         notifyGrant(g);
         return grantView(g);
       },
@@ -233,8 +252,8 @@ export function incidentRoutes(d: IncidentRoutesDeps): RouteDef[] {
       params: Type.Object({ id: Id }),
       responses: { 200: GrantView },
       errors: ['not-found', 'conflict'],
-      handler: async ({ params }) => {
-        const g = await d.grants.revoke(params.id);
+      handler: async ({ params, principal }) => {
+        const g = await d.grants.revoke(params.id, 'revoked', userOf(principal));
         notifyGrant(g);
         return grantView(g);
       },
@@ -249,7 +268,7 @@ export function incidentRoutes(d: IncidentRoutesDeps): RouteDef[] {
       body: Type.Object({ seconds: Type.Integer({ minimum: 1, maximum: 30 }), incidentId: Id }),
       responses: { 202: Type.Object({ commandId: Type.String() }) },
       errors: ['not-found', 'conflict', 'policy-violation'],
-      handler: async ({ params, body }) => {
+      handler: async ({ params, body, principal }) => {
         const door = await d.store.get('doors', params.id);
         if (!door) throw AppError.notFound('door');
         const incident = await d.store.get('incidents', body.incidentId);
@@ -257,6 +276,16 @@ export function incidentRoutes(d: IncidentRoutesDeps): RouteDef[] {
         if (incident.status !== 'open') throw AppError.conflict('the incident is closed');
         const building = await d.store.get('buildings', door.buildingId);
         if (!building?.policy.enabled || !door.emergency) throw AppError.policy('this door is not open to emergency access');
+        // Before the command: a door never opens without its entry in the trail.
+        await audit({
+          type: 'door.pulse.requested',
+          actor: userOf(principal),
+          buildingId: door.buildingId,
+          incidentId: incident.id,
+          doorId: door.id,
+          controllerId: door.controllerId,
+          data: { seconds: body.seconds, door: door.ref },
+        });
         return { commandId: await d.pulse(door.controllerId, door.ref, body.seconds) };
       },
     }),

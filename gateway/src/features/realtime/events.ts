@@ -22,13 +22,9 @@ export interface RealtimePrincipal {
   exp: number;
 }
 
-/**
- * An audit entry as the channel carries it. Only `id` (the resume cursor) is fixed here; the
- * audit issue (DESIGN §8) widens this type with the entry's fields.
- */
-export interface AuditItem {
-  id: string;
-}
+/** An audit entry as the channel carries it (protocol/AUDIT.md); `id` is the resume cursor. */
+export type { AuditItem } from '@smart-passage/protocol';
+import type { AuditItem } from '@smart-passage/protocol';
 
 /** What a client gets first: the current state of everything in its scope. `at` is ms epoch. */
 export interface Snapshot {

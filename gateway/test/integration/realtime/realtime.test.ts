@@ -61,7 +61,9 @@ function grant(id: string, buildingId: string, unitIds: string[], pin?: string):
 const INCIDENT: Incident = { id: 'i-1', kind: 'fire', location: { lat: 59.33, lng: 18.06 }, status: 'open', buildingIds: ['b-a'], openedBy: 'u-disp', openedAt: 1 };
 const CONTROLLER: ControllerLive = { id: 'c-1', online: true, appliedVersion: 3, lastSeq: 9, clockSafe: true, doors: [] };
 const GRANTS = [grant('g-a', 'b-a', ['unit-1'], PIN), grant('g-b', 'b-b', ['unit-2'], PIN)];
-const AUDIT: AuditItem[] = [{ id: 'a-1' }, { id: 'a-2' }, { id: 'a-3' }, { id: 'a-4' }];
+/** An audit entry as the channel carries it; only `id` matters to these tests. */
+const audit = (id: string, seq = 1): AuditItem => ({ id, hash: '0'.repeat(64), v: 1, chain: 'system', seq, at: 1, type: 'auth.login', actor: { kind: 'system' } });
+const AUDIT: AuditItem[] = [audit('a-1', 1), audit('a-2', 2), audit('a-3', 3), audit('a-4', 4)];
 
 /** A deferred the slow user's snapshot waits on, to publish while a handshake is in progress. */
 function deferred(): { promise: Promise<void>; resolve: () => void } {
@@ -304,10 +306,10 @@ describe('realtime channel', () => {
       realtime.publish('grant', grant('g-new', 'b-a', ['unit-1'], PIN), { buildingOrgId: 'org-a', unitIds: ['unit-1'] });
       realtime.publish('incident', INCIDENT, {});
       realtime.publish('controller', { ...CONTROLLER, id: 'c-b' }, { buildingOrgId: 'org-b' });
-      realtime.publish('audit', { id: 'a-unit-2' }, { unitIds: ['unit-2'] });
+      realtime.publish('audit', audit('a-unit-2'), { unitIds: ['unit-2'] });
       // Markers after the deltas: once every client has its marker, it has had every delta meant for it.
-      realtime.publish('audit', { id: 'marker' }, { buildingOrgId: 'org-a', unitIds: ['unit-1', 'unit-2'] });
-      realtime.publish('audit', { id: 'marker' }, { buildingOrgId: 'org-b' });
+      realtime.publish('audit', audit('marker'), { buildingOrgId: 'org-a', unitIds: ['unit-1', 'unit-2'] });
+      realtime.publish('audit', audit('marker'), { buildingOrgId: 'org-b' });
       for (const c of all) await until(() => events(c.got, 'audit').some((a) => (a as AuditItem).id === 'marker'), 'marker');
 
       const grants = (c: { got: Received[] }) => (events(c.got, 'grant') as Grant[]).map((g) => g.id);

@@ -18,6 +18,7 @@ const fieldOf = (doc: object, field: string): unknown => (doc as Record<string, 
 const notUsed = (): never => {
   throw new Error('not used');
 };
+const rejectNotUsed = (): Promise<never> => Promise.reject(new Error('not used in this test'));
 
 /** Documents in Maps, copied in and out; ids and UNIQUE fields enforced as the port says. */
 class MapStore implements StorePort {
@@ -116,6 +117,16 @@ class MapStore implements StorePort {
   revokeAccessToken = notUsed;
   isAccessTokenRevoked = notUsed;
   hit = notUsed;
+  auditHead = rejectNotUsed;
+  auditAppend = rejectNotUsed;
+  auditGet = rejectNotUsed;
+  auditQuery = rejectNotUsed;
+  auditRange = rejectNotUsed;
+  auditSince = rejectNotUsed;
+  auditChains = rejectNotUsed;
+  auditPutCheckpoint = rejectNotUsed;
+  auditCheckpoints = rejectNotUsed;
+  auditTrim = rejectNotUsed;
 }
 
 const NOW = 1_780_000_000_000;
