@@ -33,7 +33,7 @@ export interface EmbeddedStoreOptions {
 }
 
 /** Bumped when the schema changes; `migrate()` brings an older file forward (MIGRATIONS). */
-const SCHEMA_VERSION = 2;
+const SCHEMA_VERSION = 3;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS docs (
@@ -96,7 +96,15 @@ CREATE TABLE IF NOT EXISTS audit_meta (name TEXT PRIMARY KEY NOT NULL, value INT
  * What each schema version adds to the one before (SCHEMA is version 1). Every statement is
  * `IF NOT EXISTS`, so a step that was half applied, or a new file, runs them again harmlessly.
  */
-const MIGRATIONS: readonly { version: number; sql: string }[] = [{ version: 2, sql: AUDIT_SCHEMA }];
+const MIGRATIONS: readonly { version: number; sql: string }[] = [
+  { version: 2, sql: AUDIT_SCHEMA },
+  // Tags became listable by uid (port INDEXES): index the ones stored before.
+  {
+    version: 3,
+    sql: `INSERT OR IGNORE INTO doc_index (collection, field, value, id)
+      SELECT 'tags', 'uid', json_extract(json, '$.uid'), id FROM docs WHERE collection = 'tags' AND json_extract(json, '$.uid') IS NOT NULL;`,
+  },
+];
 
 type Doc = { id: string } & Record<string, unknown>;
 

@@ -51,7 +51,7 @@ export const INDEXES: { readonly [K in CollectionName]: readonly StringKeys<Coll
   controllerLive: [],
   agencies: ['kind'],
   units: ['agencyId'],
-  tags: ['unitId', 'status'],
+  tags: ['unitId', 'status', 'uid'],
   incidents: ['status'],
   grants: ['incidentId', 'buildingId', 'status', 'unitIds'],
 };

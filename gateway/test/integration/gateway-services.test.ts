@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { io } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deletePrefix, uniquePrefix } from '../store/helpers.js';
-import { controllerTopic, generateRawKeyPair, silentLogger } from '@smart-passage/protocol';
+import { controllerTopic, generateRawKeyPair, silentLogger, trustedKeys, verifyAuditExport, type AuditItem } from '@smart-passage/protocol';
 import { PasswordHasher } from '../../src/features/auth/passwords.js';
 import { Gateway } from '../../src/gateway.js';
 
@@ -99,5 +99,18 @@ describe('the gateway on Mosquitto + Redis', () => {
     await until(() => feed.some((e) => e.type === 'access.granted' && e.controllerId === 'ctl-sofa-01'));
     socket.close();
     await gw.grants.revoke(id);
+  });
+
+  it('on Redis too: the owner reads and exports its building\'s trail (verifies with the audit key), another owner sees none of it', async () => {
+    const owner = (await api('/api/v1/auth/login', { body: { username: 'owner', password: PASSWORDS.owner } })).body.accessToken as string;
+    const brf = (await api('/api/v1/auth/login', { body: { username: 'owner-brf', password: PASSWORDS['owner-brf'] } })).body.accessToken as string;
+    const items = (await api('/api/v1/audit?buildingId=bld-01&type=grant.created,access.granted', { token: owner })).body.items as AuditItem[];
+    expect(items.map((i) => i.type)).toEqual(expect.arrayContaining(['grant.created', 'access.granted']));
+    expect(((await api('/api/v1/audit?limit=1000', { token: brf })).body.items as AuditItem[]).some((i) => i.buildingId === 'bld-01')).toBe(false);
+    const res = await fetch(`${gw.httpUrl}/api/v1/audit/export?buildingId=bld-01`, { headers: { authorization: `Bearer ${owner}` } });
+    expect(res.status).toBe(200);
+    const keys = (await api('/api/v1/audit/keys', { token: owner })).body.keys as { kid: string; publicKey: string }[];
+    const verdict = verifyAuditExport(await res.text(), { keys: trustedKeys(keys) });
+    expect(verdict.ok, JSON.stringify(verdict)).toBe(true);
   });
 });

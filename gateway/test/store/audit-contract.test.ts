@@ -443,15 +443,17 @@ describe.each([
 });
 
 describe('EmbeddedStore audit schema', () => {
-  it('brings a schema-1 file forward to schema 2, keeping its documents', async () => {
+  it('brings a schema-1 file forward to schema 3, keeping its documents and indexing tags by uid', async () => {
     const h = await makeEmbedded();
     try {
       const s = await h.open();
       await s.put('incidents', { id: 'inc-1' } as never);
+      await s.put('tags', { id: 'tag-1', uid: '04A1B2C3', label: 'x', unitId: 'u-1', status: 'active' });
       await s.stop();
       // What a schema-1 gateway left behind: no audit tables.
       const raw = new Database(h.path);
       for (const t of ['audit_entries', 'audit_heads', 'audit_checkpoints', 'audit_meta']) raw.exec(`DROP TABLE ${t}`);
+      raw.prepare("DELETE FROM doc_index WHERE collection = 'tags' AND field = 'uid'").run(); // schema 1 did not index uids
       raw.pragma('user_version = 1');
       raw.close();
 
@@ -459,13 +461,14 @@ describe('EmbeddedStore audit schema', () => {
       await again.start();
       try {
         expect(await again.get('incidents', 'inc-1')).toEqual({ id: 'inc-1' });
+        expect((await again.list('tags', { where: { field: 'uid', value: '04A1B2C3' } })).map((t) => t.id)).toEqual(['tag-1']);
         const [item] = build('system', EMPTY, [{ at: T0 }]);
         expect(await again.auditAppend('system', EMPTY, [{ item: item! }])).toEqual({ kind: 'ok', ids: ['1'] });
       } finally {
         await again.stop();
       }
       const check = new Database(h.path, { readonly: true });
-      expect(check.pragma('user_version', { simple: true })).toBe(2);
+      expect(check.pragma('user_version', { simple: true })).toBe(3);
       check.close();
     } finally {
       await h.close();

@@ -21,6 +21,8 @@ export interface EventContext {
   doorId?: string | undefined;
   /** Our tag id of an access event's tag uid, when known. */
   tagId?: string | undefined;
+  /** The unit that tag belongs to. */
+  unitId?: string | undefined;
   /** The incident of the event's grant, when the grant is known. */
   incidentId?: string | undefined;
 }
@@ -54,6 +56,7 @@ export function controllerEventInput(ctrl: string, msg: Pick<Message<'evt'>, 'bo
         grantId: body.grantId,
         incidentId: ctx.incidentId,
         tagId: ctx.tagId,
+        unitId: ctx.unitId,
         data: { door: body.door, credential: body.credential.kind, ...uid, ...stamp },
       };
     }

@@ -451,8 +451,8 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
     const doorId = await this.#doorId(ctrl, body.door);
     if (body.kind === 'door') return { buildingId, doorId };
     const grant = body.grantId !== undefined ? await this.#o.store.get('grants', body.grantId) : undefined;
-    const tagId = body.credential.kind === 'tag' ? await this.#tagId(body.credential.uid, grant?.unitIds ?? []) : undefined;
-    return { buildingId, doorId, tagId, incidentId: grant?.incidentId };
+    const tag = body.credential.kind === 'tag' ? await this.#tag(body.credential.uid) : undefined;
+    return { buildingId, doorId, tagId: tag?.id, unitId: tag?.unitId, incidentId: grant?.incidentId };
   }
 
   async #doorId(ctrl: string, ref: string): Promise<string | undefined> {
@@ -460,22 +460,9 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
     return doors.find((d) => d.ref === ref)?.id;
   }
 
-  /**
-   * The tag with this uid: among the granted units' tags, else among blocked and lost tags (the
-   * ones an owner must be able to find). The store has no index by uid, so an active tag outside
-   * the event's grant stays a uid.
-   */
-  async #tagId(uid: string, unitIds: readonly string[]): Promise<string | undefined> {
-    const { store } = this.#o;
-    for (const unitId of unitIds) {
-      const hit = (await listAll(store, 'tags', { field: 'unitId', value: unitId })).find((t) => t.uid === uid);
-      if (hit) return hit.id;
-    }
-    for (const status of ['blocked', 'lost'] as const) {
-      const hit = (await listAll(store, 'tags', { field: 'status', value: status })).find((t) => t.uid === uid);
-      if (hit) return hit.id;
-    }
-    return undefined;
+  /** The tag with this uid (uids are unique and indexed), if we know it. */
+  async #tag(uid: string): Promise<Tag | undefined> {
+    return (await this.#o.store.list('tags', { where: { field: 'uid', value: uid }, limit: 1 }))[0];
   }
 
   /** Door events keep the live door states current (DESIGN §5.3: the map shows them). */

@@ -88,6 +88,7 @@ describe('ControllerBridge: controller events', () => {
         grantId: 'grt-1',
         incidentId: 'inc-1',
         tagId: 'tag-1',
+        unitId: 'unit-1',
         data: { door: 'street', credential: 'tag', at: 1_764_330_000_000, boot: BOOT, seq: m.seq },
       },
     ]);
