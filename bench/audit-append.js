@@ -23,6 +23,7 @@ import { Redis } from 'ioredis';
 import { generateRawKeyPair, privateKeyFromSeed, silentLogger } from '../protocol/dist/index.js';
 import { AuditLog } from '../gateway/dist/features/audit/audit-log.js';
 import { EmbeddedStore, RedisStore } from '../gateway/dist/store/index.js';
+import { deletePrefix, errorText, machine, machineLine, markdownTable, nowMs, positiveInt as boundedInt, runMain } from './lib.js';
 
 /**
  * The part of better-sqlite3 the raw baseline uses, typed here: the linter's default project for
@@ -54,11 +55,7 @@ const USAGE = `Usage: node bench/audit-append.js [options]
 const BUDGET = 5_000;
 
 /** @param {string} name @param {string} raw */
-function positiveInt(name, raw) {
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1 || n > 1_000_000) throw new Error(`--${name} must be an integer from 1 to 1000000, got ${raw}`);
-  return n;
-}
+const positiveInt = (name, raw) => boundedInt(name, raw, 1_000_000);
 
 function parseOptions() {
   const { values } = parseArgs({
@@ -82,10 +79,6 @@ function parseOptions() {
     help: values.help,
   };
 }
-
-/** @param {unknown} err */
-const errorText = (err) => (err instanceof Error ? err.message : JSON.stringify(err));
-const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
 
 /**
  * What a controller's access event records (the commonest entry): about the size of a real one.
@@ -222,16 +215,6 @@ async function rawRedis(client, prefix, n, batch, chains) {
   return (nowMs() - t0) / 1000;
 }
 
-/** Delete every key under `prefix` (SCAN + DEL; never FLUSHDB on a shared server). @param {Redis} client @param {string} prefix */
-async function deletePrefix(client, prefix) {
-  let cursor = '0';
-  do {
-    const [nextCursor, keys] = await client.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    cursor = nextCursor;
-    if (keys.length > 0) await client.del(...keys);
-  } while (cursor !== '0');
-}
-
 /**
  * @typedef {{ store: string, scenario: string, n: number, batch: number, seconds: number, rate: number, raw?: number, note?: string }} Row
  * @param {Row[]} rows
@@ -252,20 +235,48 @@ function table(rows) {
       isRecord ? (r.rate >= BUDGET ? 'holds: yes' : 'holds: no') : '—',
     ];
   });
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((row) => (row[i] ?? '').length)));
-  const numeric = (/** @type {number} */ i) => i >= 2 && i <= 6;
-  const line = (/** @type {string[]} */ cells) => `| ${cells.map((c, i) => (numeric(i) ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0))).join(' | ')} |`;
-  const rule = `|${widths.map((w, i) => (numeric(i) ? `${'-'.repeat(w + 1)}:` : '-'.repeat(w + 2))).join('|')}|`;
-  const notes = rows.filter((r) => r.note).map((r) => `- ${r.store}, ${r.scenario}: ${r.note ?? ''}`);
-  return [line(head), rule, ...body.map(line), ...(notes.length > 0 ? ['', ...notes] : [])].join('\n');
+  const notes = rows.filter((r) => r.note).map((r) => `${r.store}, ${r.scenario}: ${r.note ?? ''}`);
+  return markdownTable(head, body, (i) => i >= 2 && i <= 6, notes);
 }
 
-function machine() {
-  const cpus = os.cpus();
-  return `${cpus[0]?.model.trim() ?? 'unknown'} × ${cpus.length}, ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB, ${os.type()} ${os.release()}, Node ${process.version}, load ${os
-    .loadavg()
-    .map((l) => l.toFixed(2))
-    .join(' ')}, ${new Date().toISOString()}`;
+/**
+ * One store's two rows: AuditLog.record() on it (started here, stopped after), then the raw baseline
+ * at the batch size AuditLog ended up with; or one row saying why the case failed.
+ * @param {ReturnType<typeof parseOptions>} opts
+ * @param {{
+ *   label: string,
+ *   store: () => import('../gateway/dist/store/index.js').StorePort,
+ *   rawScenario: string,
+ *   rawStep: (batch: number) => string,
+ *   raw: (batch: number) => number | Promise<number>,
+ * }} c
+ * @returns {Promise<{ rows: Row[], failed: boolean }>}
+ */
+async function storeCase(opts, c) {
+  try {
+    process.stderr.write(`… ${c.label}: AuditLog.record()\n`);
+    const store = c.store();
+    await store.start();
+    let rec;
+    try {
+      rec = await measureRecord(store, opts);
+    } finally {
+      await store.stop();
+    }
+    const batch = Math.max(1, Math.round(rec.batch));
+    process.stderr.write(`… ${c.label}: ${c.rawStep(batch)}\n`);
+    const rawSeconds = await c.raw(batch);
+    const raw = opts.n / rawSeconds;
+    return {
+      rows: [
+        { store: c.label, scenario: c.rawScenario, n: opts.n, batch, seconds: rawSeconds, rate: raw },
+        { store: c.label, scenario: 'AuditLog.record()', n: opts.n, batch: rec.batch, seconds: rec.seconds, rate: opts.n / rec.seconds, raw },
+      ],
+      failed: false,
+    };
+  } catch (err) {
+    return { rows: [{ store: c.label, scenario: 'AuditLog.record()', n: 0, batch: 0, seconds: 0, rate: 0, note: `failed: ${errorText(err)}` }], failed: true };
+  }
 }
 
 async function main() {
@@ -282,54 +293,39 @@ async function main() {
   // Embedded: AuditLog first, so the raw baseline can use the batch size it ended up with.
   const dir = await mkdtemp(path.join(os.tmpdir(), 'sp-bench-audit-'));
   try {
-    process.stderr.write('… embedded store: AuditLog.record()\n');
-    const store = new EmbeddedStore({ path: path.join(dir, 'store.sqlite') });
-    await store.start();
-    let rec;
-    try {
-      rec = await measureRecord(store, opts);
-    } finally {
-      await store.stop();
-    }
-    const batch = Math.max(1, Math.round(rec.batch));
-    process.stderr.write(`… embedded: raw better-sqlite3, ${batch} rows a transaction\n`);
-    const rawSeconds = rawSqlite(path.join(dir, 'raw.sqlite'), opts.n, batch);
-    const raw = opts.n / rawSeconds;
-    rows.push({ store: 'embedded (SQLite, synchronous=FULL)', scenario: 'raw INSERT, one transaction a batch', n: opts.n, batch, seconds: rawSeconds, rate: raw });
-    rows.push({ store: 'embedded (SQLite, synchronous=FULL)', scenario: 'AuditLog.record()', n: opts.n, batch: rec.batch, seconds: rec.seconds, rate: opts.n / rec.seconds, raw });
-  } catch (err) {
-    failed = true;
-    rows.push({ store: 'embedded (SQLite, synchronous=FULL)', scenario: 'AuditLog.record()', n: 0, batch: 0, seconds: 0, rate: 0, note: `failed: ${errorText(err)}` });
+    const r = await storeCase(opts, {
+      label: 'embedded (SQLite, synchronous=FULL)',
+      store: () => new EmbeddedStore({ path: path.join(dir, 'store.sqlite') }),
+      rawScenario: 'raw INSERT, one transaction a batch',
+      rawStep: (batch) => `raw better-sqlite3, ${batch} rows a transaction`,
+      raw: (batch) => rawSqlite(path.join(dir, 'raw.sqlite'), opts.n, batch),
+    });
+    rows.push(...r.rows);
+    failed ||= r.failed;
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
 
   if (opts.redisUrl) {
+    const url = opts.redisUrl;
     const prefix = `sp-bench-${randomBytes(4).toString('hex')}:`;
-    const label = `redis ${new URL(opts.redisUrl).host}`;
-    const admin = new Redis(opts.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+    const admin = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
     try {
-      await admin.connect();
-      process.stderr.write('… redis: AuditLog.record()\n');
-      const store = new RedisStore({ url: opts.redisUrl, prefix, logger: silentLogger });
-      await store.start();
-      let rec;
-      try {
-        rec = await measureRecord(store, opts);
-      } finally {
-        await store.stop();
-      }
-      const batch = Math.max(1, Math.round(rec.batch));
-      process.stderr.write(`… redis: raw XADD, ${batch} a pipeline\n`);
-      const rawSeconds = await rawRedis(admin, prefix, opts.n, batch, opts.chains);
-      const raw = opts.n / rawSeconds;
-      rows.push({ store: label, scenario: 'raw XADD, one pipeline a batch', n: opts.n, batch, seconds: rawSeconds, rate: raw });
-      rows.push({ store: label, scenario: 'AuditLog.record()', n: opts.n, batch: rec.batch, seconds: rec.seconds, rate: opts.n / rec.seconds, raw });
-    } catch (err) {
-      failed = true;
-      rows.push({ store: label, scenario: 'AuditLog.record()', n: 0, batch: 0, seconds: 0, rate: 0, note: `failed: ${errorText(err)}` });
+      const r = await storeCase(opts, {
+        label: `redis ${new URL(url).host}`,
+        store: () => new RedisStore({ url, prefix, logger: silentLogger }),
+        rawScenario: 'raw XADD, one pipeline a batch',
+        rawStep: (batch) => `raw XADD, ${batch} a pipeline`,
+        raw: async (batch) => {
+          await admin.connect();
+          return rawRedis(admin, prefix, opts.n, batch, opts.chains);
+        },
+      });
+      rows.push(...r.rows);
+      failed ||= r.failed;
     } finally {
       try {
+        if (admin.status === 'wait') await admin.connect();
         await deletePrefix(admin, prefix);
       } catch (err) {
         process.stderr.write(`could not remove the keys under ${prefix}: ${errorText(err)}\n`);
@@ -342,16 +338,8 @@ async function main() {
   process.stdout.write(
     `${opts.n} entries over ${opts.chains} building chains, ${opts.inFlight} records in flight; batch = mean entries per store call (AuditLog) or per transaction/pipeline (raw).\n`,
   );
-  process.stdout.write(`${m}\n`);
+  process.stdout.write(`${machineLine(m)}\n`);
   return failed ? 1 : 0;
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (/** @type {unknown} */ err) => {
-    console.error(errorText(err));
-    process.exitCode = 1;
-  },
-);
+runMain(main);

@@ -11,7 +11,7 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -22,6 +22,7 @@ import { connect } from 'mqtt';
 // The built protocol package by path rather than `@smart-passage/protocol/controller`: the linter
 // type-checks this plain JS file without package-exports resolution, and a path resolves either way.
 import { connectMqtt, hasNoDelay } from '../protocol/dist/controller/index.js';
+import { errorText, machine, machineLine, markdownTable, nowMs, positiveInt as boundedInt, runMain } from './lib.js';
 
 const USAGE = `Usage: node bench/mqtt-roundtrip.js [options]
 
@@ -50,11 +51,7 @@ const WARMUP_CAP_MS = 3_000;
 const here = path.dirname(fileURLToPath(import.meta.url));
 
 /** @param {string} name @param {string} raw */
-function positiveInt(name, raw) {
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1 || n > 100_000) throw new Error(`--${name} must be an integer from 1 to 100000, got ${raw}`);
-  return n;
-}
+const positiveInt = (name, raw) => boundedInt(name, raw, 100_000);
 
 function parseOptions() {
   const { values } = parseArgs({
@@ -91,11 +88,6 @@ function summarise(samples) {
   const mean = sorted.reduce((s, v) => s + v, 0) / sorted.length;
   return { n: sorted.length, p50: at(0.5), p99: at(0.99), mean };
 }
-
-/** @param {unknown} err */
-const errorText = (err) => (err instanceof Error ? err.message : JSON.stringify(err));
-
-const nowMs = () => Number(process.hrtime.bigint()) / 1e6;
 
 /**
  * @template T
@@ -331,25 +323,8 @@ const ms = (v) => (Number.isFinite(v) ? v.toFixed(3) : '—');
 function table(rows) {
   const head = ['scenario', 'broker', 'nodelay', 'n', 'p50 ms', 'p99 ms', 'mean ms'];
   const body = rows.map((r) => [r.scenario, r.broker, r.nodelay, r.note ? '—' : String(r.n), ms(r.p50), ms(r.p99), ms(r.mean)]);
-  const widths = head.map((h, i) => Math.max(h.length, ...body.map((row) => (row[i] ?? '').length)));
-  const line = (/** @type {string[]} */ cells) => `| ${cells.map((c, i) => (i >= 3 ? c.padStart(widths[i] ?? 0) : c.padEnd(widths[i] ?? 0))).join(' | ')} |`;
-  const rule = `|${widths.map((w, i) => (i >= 3 ? `${'-'.repeat(w + 1)}:` : '-'.repeat(w + 2))).join('|')}|`;
-  const notes = rows.filter((r) => r.note).map((r) => `- ${r.scenario}, ${r.broker}, nodelay ${r.nodelay}: ${r.note ?? ''}`);
-  return [line(head), rule, ...body.map(line), ...(notes.length > 0 ? ['', ...notes] : [])].join('\n');
-}
-
-function machine() {
-  const cpus = os.cpus();
-  return {
-    cpu: cpus[0]?.model.trim() ?? 'unknown',
-    cores: cpus.length,
-    memory: `${(os.totalmem() / 2 ** 30).toFixed(1)} GiB`,
-    os: `${os.type()} ${os.release()} (${os.platform()}/${os.arch()})`,
-    node: process.version,
-    date: new Date().toISOString(),
-    // Other work on a 2-core machine shows up in p99 first; record how busy it was.
-    load: os.loadavg().map((l) => l.toFixed(2)).join(' '),
-  };
+  const notes = rows.filter((r) => r.note).map((r) => `${r.scenario}, ${r.broker}, nodelay ${r.nodelay}: ${r.note ?? ''}`);
+  return markdownTable(head, body, (i) => i >= 3, notes);
 }
 
 async function main() {
@@ -411,7 +386,7 @@ async function main() {
 
   const rendered = table(rows);
   process.stdout.write(`\n${rendered}\n\nnodelay = TCP_NODELAY on the clients' sockets and, where this script starts the broker, on the broker's sockets.\n`);
-  process.stdout.write(`${m.cpu} × ${m.cores}, ${m.memory}, ${m.os}, Node ${m.node}, load ${m.load}, ${m.date}\n`);
+  process.stdout.write(`${machineLine(m)}\n`);
 
   if (opts.writeResults) {
     const doc = [
@@ -440,18 +415,14 @@ async function main() {
       `The machine's broker (${host}) sets it on its own sockets only if its config says \`set_tcp_nodelay true\`.`,
       '',
     ].join('\n');
-    await writeFile(path.join(here, 'RESULTS.md'), doc);
+    // Other benchmarks' sections (audit append/export) follow ours: keep them.
+    const file = path.join(here, 'RESULTS.md');
+    const before = await readFile(file, 'utf8').catch(() => '');
+    const others = before.search(/^## (?!Machine$|Round trips$)/m);
+    await writeFile(file, others === -1 ? doc : `${doc}\n${before.slice(others)}`);
     process.stdout.write('wrote bench/RESULTS.md\n');
   }
   return failed ? 1 : 0;
 }
 
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (/** @type {unknown} */ err) => {
-    console.error(errorText(err));
-    process.exitCode = 1;
-  },
-);
+runMain(main);

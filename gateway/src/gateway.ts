@@ -380,6 +380,11 @@ export class Gateway {
       }
       this.#orgOfBuilding(building).then((org) => rt.publish('audit', item, org ? { buildingOrgId: org } : {}), failed);
     });
+    this.audit.on('checkpoint', (cp) => {
+      const building = buildingOfChain(cp.chain);
+      if (building === undefined) rt.publish('checkpoint', cp);
+      else this.#orgOfBuilding(building).then((org) => rt.publish('checkpoint', cp, org ? { buildingOrgId: org } : {}), failed);
+    });
   }
 
   async #controllerOrg(ctrl: string): Promise<string | undefined> {

@@ -23,8 +23,8 @@ export interface RealtimePrincipal {
 }
 
 /** An audit entry as the channel carries it (protocol/AUDIT.md); `id` is the resume cursor. */
-export type { AuditItem } from '@smart-passage/protocol';
-import type { AuditItem } from '@smart-passage/protocol';
+export type { AuditCheckpoint, AuditItem } from '@smart-passage/protocol';
+import type { AuditCheckpoint, AuditItem } from '@smart-passage/protocol';
 
 /** What a client gets first: the current state of everything in its scope. `at` is ms epoch. */
 export interface Snapshot {
@@ -40,9 +40,11 @@ export interface RealtimePayloads {
   incident: Incident;
   controller: ControllerLive;
   audit: AuditItem;
+  /** A newly signed audit checkpoint (DESIGN §8 "publishes it to owners"): keep it to check later exports. */
+  checkpoint: AuditCheckpoint;
 }
 export type RealtimeEvent = keyof RealtimePayloads;
-export const REALTIME_EVENTS: readonly RealtimeEvent[] = ['grant', 'incident', 'controller', 'audit'];
+export const REALTIME_EVENTS: readonly RealtimeEvent[] = ['grant', 'incident', 'controller', 'audit', 'checkpoint'];
 
 /** Why a handshake or a refresh was refused; `code` is one of the API's stable error codes. */
 export interface ConnectErrorData {
@@ -65,6 +67,7 @@ export interface ServerToClientEvents {
   incident: (incident: Incident) => void;
   controller: (controller: ControllerLive) => void;
   audit: (entry: AuditItem) => void;
+  checkpoint: (cp: AuditCheckpoint) => void;
   /** Sent just before the server disconnects a socket whose token expired; reconnect with a fresh one. */
   'auth:expired': (reason: ConnectErrorData) => void;
 }

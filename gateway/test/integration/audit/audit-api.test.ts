@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { io, type Socket } from 'socket.io-client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { silentLogger, type AuditItem } from '@smart-passage/protocol';
+import { silentLogger, trustedKeys, verifyAuditSignature, type AuditCheckpoint, type AuditItem } from '@smart-passage/protocol';
 import { PasswordHasher } from '../../../src/features/auth/passwords.js';
 import { Gateway } from '../../../src/gateway.js';
 
@@ -285,5 +285,25 @@ describe('the audit trail on the demo gateway', () => {
     expect(brf.got.some((a) => a.buildingId === 'bld-01')).toBe(false);
     back.s.close();
     brf.s.close();
+  });
+
+  it('pushes newly signed checkpoints to the owning organisation (to keep), not to others', async () => {
+    const sockets: Socket[] = [];
+    const got = { owner: [] as AuditCheckpoint[], brf: [] as AuditCheckpoint[] };
+    for (const who of ['owner', 'owner-brf'] as const) {
+      const s: Socket = io(gw.httpUrl, { auth: { token: await login(who) }, transports: ['websocket'], reconnection: false });
+      s.on('checkpoint', (cp: AuditCheckpoint) => got[who === 'owner' ? 'owner' : 'brf'].push(cp));
+      await new Promise<void>((resolve, reject) => {
+        s.once('snapshot', () => resolve());
+        s.once('connect_error', reject);
+      });
+      sockets.push(s);
+    }
+    gw.demo?.controllers.find((c) => c.id === 'ctl-sofa-01')?.presentTag('entre', 'EEEEEEF1');
+    await until(() => got.owner.some((cp) => cp.chain === 'building:bld-01'));
+    const keys = trustedKeys([{ kid: gw.keys.audit.kid, publicKey: gw.keys.audit.publicKey }]);
+    for (const cp of got.owner) expect(verifyAuditSignature({ ...cp }, keys)).toBe('ok');
+    expect(got.brf.some((cp) => cp.chain === 'building:bld-01')).toBe(false);
+    for (const s of sockets) s.close();
   });
 });
