@@ -6,14 +6,16 @@
 FROM node:20-slim AS build
 WORKDIR /app
 # Whole workspaces (manifests, tsconfigs, sources): `npm ci` runs the root `prepare` script,
-# which is `tsc -b`, so the sources must be here first. The npm cache mount keeps rebuilds quick.
+# which is `tsc -b`, so the sources must be here first; the dispatch UI is built with Vite
+# (the gateway serves dispatch-ui/dist). The npm cache mount keeps rebuilds quick.
 COPY package.json package-lock.json tsconfig.json tsconfig.base.json ./
 COPY protocol/ protocol/
 COPY gateway/ gateway/
 COPY dispatch-ui/ dispatch-ui/
 RUN --mount=type=cache,target=/root/.npm \
     npm ci --no-audit --no-fund \
- && test -f gateway/dist/main.js \
+ && npm run build -w dispatch-ui \
+ && test -f gateway/dist/main.js && test -f dispatch-ui/dist/index.html \
  && npm prune --omit=dev --no-audit --no-fund
 
 FROM node:20-slim

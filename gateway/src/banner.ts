@@ -10,6 +10,8 @@ import { redactUrl } from './config.js';
 export interface BannerFacts {
   /** Where the API and UI answer. */
   httpUrl: string;
+  /** The dispatch UI's build is served at `httpUrl` (false: not built, API only). */
+  ui?: boolean;
   /** The MQTT URL controllers use. */
   mqttUrl: string;
   /** True when the embedded broker runs; false when SP_MQTT_URL names another broker. */
@@ -35,6 +37,7 @@ export function startBanner(f: BannerFacts): string {
     'Smart Passage gateway',
     '',
     `  API and UI   ${f.httpUrl}  (OpenAPI: ${f.httpUrl}/api/v1/openapi.json)`,
+    ...(f.ui === false ? ['  UI           not built: run npm run build, then start again (the API runs without it)'] : []),
     f.embeddedBroker ? `  MQTT broker  embedded on ${mqtt} (TCP_NODELAY)` : `  MQTT broker  ${mqtt} (SP_MQTT_URL)`,
     f.embeddedStore ? `  store        embedded, ${shown(f.dataDir)}/store.sqlite` : '  store        Redis (SP_REDIS_URL)',
     `  data dir     ${shown(f.dataDir)} (keys and demo secrets, mode 0600)`,
@@ -49,6 +52,7 @@ export function startBanner(f: BannerFacts): string {
       lines.push(
         '',
         'Try it:',
+        ...(f.ui === false ? [] : [`  open ${f.httpUrl}/ in a browser and log in as ${dispatcher.username} (or any user above), or with curl:`]),
         `  curl -s ${f.httpUrl}/api/v1/auth/login -H 'content-type: application/json' \\`,
         `       -d '{"username":"${dispatcher.username}","password":"${dispatcher.password}"}'`,
         '  (then send "authorization: Bearer <accessToken>"; README.md walks through a grant)',

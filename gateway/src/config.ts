@@ -63,6 +63,21 @@ const redisUrl = (raw: string): Parsed<string> => {
   return { ok: false, problem: `must be a redis:// or rediss:// URL such as redis://127.0.0.1:6379, got '${redactUrl(raw)}'` };
 };
 
+/**
+ * A map tile URL template (Leaflet's): https only, with {z}, {x} and {y}; `{s}` may stand for a
+ * subdomain. Its origin goes into the UI's CSP img-src (tileOrigin).
+ */
+const tileUrl = (raw: string): Parsed<string> => {
+  const bad: Parsed<string> = { ok: false, problem: `must be an https URL template with {z}, {x} and {y}, such as https://tile.openstreetmap.org/{z}/{x}/{y}.png, got '${redactUrl(raw)}'` };
+  if (!raw.startsWith('https://') || !['{z}', '{x}', '{y}'].every((p) => raw.includes(p))) return bad;
+  try {
+    tileOrigin(raw);
+    return { ok: true, value: raw };
+  } catch {
+    return bad;
+  }
+};
+
 const list = (raw: string): Parsed<string[]> => ({ ok: true, value: raw.split(',').map((x) => x.trim()).filter(Boolean) });
 const text = (max: number) => (raw: string): Parsed<string> => (raw.length <= max ? { ok: true, value: raw } : { ok: false, problem: `must be at most ${max} characters` });
 
@@ -85,6 +100,9 @@ export const CONFIG_SCHEMA = {
   auditCheckpointSeconds: setting('SP_AUDIT_CHECKPOINT_SECONDS', '…or after this many seconds when a chain moved', 60, int(1, 86_400)),
   auditRetentionDays: setting('SP_AUDIT_RETENTION_DAYS', 'archive (export) then trim audit entries older than this; 0 keeps everything', 0, int(0, 36_500)),
   auditArchiveDir: optional('SP_AUDIT_ARCHIVE_DIR', 'where trimmed audit entries are archived as verifiable exports (default <SP_DATA_DIR>/audit-archive)', path),
+  tileUrl: optional('SP_TILE_URL', 'map tile URL template (https, with {z}/{x}/{y}) drawn over the offline base layer; its origin is allowed in the UI\'s CSP', tileUrl),
+  tileAttribution: optional('SP_TILE_ATTRIBUTION', 'attribution shown with the SP_TILE_URL tiles (e.g. © OpenStreetMap contributors)', text(300)),
+  basemapFile: optional('SP_BASEMAP_FILE', 'GeoJSON FeatureCollection to use as the offline base layer instead of the demo district\'s', path),
   logLevel: setting('SP_LOG_LEVEL', 'debug|info|warn|error (logs go to stderr)', 'info', oneOf(LOG_LEVELS)),
 } as const;
 
@@ -118,7 +136,22 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
       if (env[s.env]?.trim()) notes.push(`${s.env} is ignored: SP_MQTT_URL is set, so no embedded broker runs`);
     }
   }
+  if (values.tileAttribution !== undefined && values.tileUrl === undefined) notes.push('SP_TILE_ATTRIBUTION is ignored: SP_TILE_URL is not set');
   return { ok: true, config: values as Config, notes };
+}
+
+/**
+ * The origin a tile URL template loads from, as CSP wants it: `https://tile.example.org`, or
+ * `https://*.tile.example.org` for a `{s}.` subdomain template. Throws on anything else.
+ * @example tileOrigin('https://{s}.tile.openstreetmap.org/{z}/{x}/{y}.png') → 'https://*.tile.openstreetmap.org'
+ */
+export function tileOrigin(template: string): string {
+  const wildcard = template.startsWith('https://{s}.');
+  const u = new URL(template.replace('{s}', 'a').replace(/\{[a-z]+\}/g, '0'));
+  if (u.protocol !== 'https:' || u.hostname === '' || u.username !== '' || u.password !== '') throw new Error('not an https origin');
+  const host = wildcard ? `*.${u.host.slice(2)}` : u.host;
+  if (!/^(?:\*\.)?[a-z0-9.-]+(?::\d{1,5})?$/i.test(host)) throw new Error('not a plain host');
+  return `https://${host}`;
 }
 
 /** A URL fit to print: any password replaced (DESIGN §7: secrets are never logged). */

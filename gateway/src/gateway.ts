@@ -32,6 +32,10 @@ import { ExpiryScheduler } from './features/grants/expiry-scheduler.js';
 import { openGrants } from './features/grants/desired-state.js';
 import { GrantService } from './features/grants/grant-service.js';
 import { incidentRoutes } from './features/incidents/routes.js';
+import { mapRoutes, type BaseMapGeoJson } from './features/map/routes.js';
+import { meRoutes } from './features/me/routes.js';
+import { basemap as demoBasemap } from './demo/basemap.js';
+import { tileOrigin } from './config.js';
 import { adminRoutes } from './features/admin/index.js';
 import { createHttpApp } from './http/app.js';
 import type { RouteDef } from './http/routes.js';
@@ -61,6 +65,13 @@ export interface GatewayOptions {
   /** Lower scrypt cost (tests only). */
   hasher?: PasswordHasher;
   tickMs?: number;
+  /** The built dispatch UI to serve at `/` (dispatch-ui/dist); absent = API only. */
+  staticDir?: string;
+  /**
+   * The dispatch map (issue 5): a tile URL template (its origin is allowed in the UI's CSP), its
+   * attribution, and the offline base layer (default: the demo district's, bundled).
+   */
+  map?: { tileUrl?: string; attribution?: string; basemap?: BaseMapGeoJson };
   /** Audit trail (DESIGN §8): checkpoint cadence, retention (0 = keep everything), archive directory. */
   audit?: { checkpointEvery?: number; checkpointMs?: number; retentionMs?: number; archiveDir?: string };
 }
@@ -237,6 +248,22 @@ export class Gateway {
         onIncident: (i) => this.listeners.incident.forEach((f) => f(i)),
       }),
     ];
+    routes.push(
+      ...meRoutes({
+        store: this.store,
+        audit: this.audit,
+        pulse: (ctrl, door, seconds) => this.bridge.command(ctrl, 'door.pulse', { door, seconds }),
+      }),
+    );
+    const map = this.#o.map ?? {};
+    routes.push(
+      ...mapRoutes({
+        store: this.store,
+        basemap: map.basemap ?? demoBasemap,
+        ...(map.tileUrl !== undefined ? { tileUrl: map.tileUrl } : {}),
+        ...(map.attribution !== undefined ? { attribution: map.attribution } : {}),
+      }),
+    );
     routes.push(...auditRoutes({ store: this.store, log: this.audit, key: this.keys.audit }));
     const app = createHttpApp({
       routes,
@@ -250,6 +277,8 @@ export class Gateway {
       }),
       logger,
       corsOrigins: this.#o.corsOrigins ?? [],
+      ...(this.#o.staticDir !== undefined ? { staticDir: this.#o.staticDir } : {}),
+      mapTileHosts: map.tileUrl !== undefined ? [tileOrigin(map.tileUrl)] : [],
     });
     this.#server = createServer(app);
     await new Promise<void>((resolve, reject) => {

@@ -8,13 +8,37 @@
  * Exit codes: 0 after a signal-initiated stop, 1 when the configuration is invalid or something
  * could not start. Expected failures print advice, never a stack trace.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { streamLogger } from '@smart-passage/protocol';
 import { probeBroker } from './adapters/broker-probe.js';
 import { failureMessage, startBanner } from './banner.js';
 import { loadConfig } from './config.js';
 import { DEMO_USERNAMES } from './demo/district.js';
 import { Gateway } from './gateway.js';
+import type { BaseMapGeoJson } from './features/map/routes.js';
+
+/** The dispatch UI's build, found from this file (gateway/dist/main.js), not from the cwd. */
+const UI_DIR = fileURLToPath(new URL('../../dispatch-ui/dist/', import.meta.url));
+
+/** SP_BASEMAP_FILE: a GeoJSON FeatureCollection, checked enough for the map to draw it. */
+function readBasemap(file: string): BaseMapGeoJson {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new Error(`SP_BASEMAP_FILE ${file} cannot be read as JSON: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const fc = parsed as { type?: unknown; features?: unknown };
+  const ok =
+    fc.type === 'FeatureCollection' &&
+    Array.isArray(fc.features) &&
+    fc.features.every((f: { type?: unknown; properties?: unknown; geometry?: { type?: unknown; coordinates?: unknown } | null }) => f?.type === 'Feature' && typeof f.geometry?.type === 'string' && f.geometry.coordinates !== undefined);
+  if (!ok) throw new Error(`SP_BASEMAP_FILE ${file} is not a GeoJSON FeatureCollection of features with geometries`);
+  const features = (fc.features as { properties?: unknown }[]).map((f) => ({ ...f, properties: typeof f.properties === 'object' && f.properties !== null ? f.properties : {} }));
+  return { ...(parsed as BaseMapGeoJson), features: features as BaseMapGeoJson['features'] };
+}
 
 async function main(): Promise<number> {
   const loaded = loadConfig(process.env);
@@ -37,6 +61,12 @@ async function main(): Promise<number> {
   let gateway: Gateway | undefined;
   const startup = (async () => {
     if (config.mqttUrl !== undefined) await probeBroker(config.mqttUrl);
+    const basemap = config.basemapFile === undefined ? undefined : readBasemap(config.basemapFile);
+    const uiBuilt = existsSync(join(UI_DIR, 'index.html'));
+    if (!uiBuilt) {
+      log.warn('UI not built: run npm run build (serving the API only)', { dir: UI_DIR });
+      notes.push(`UI not built: run npm run build (looked in ${UI_DIR}); the API runs without it`);
+    }
     const mqttPassword = config.mqttPasswordFile === undefined ? undefined : readFileSync(config.mqttPasswordFile, 'utf8').trim();
     gateway = new Gateway({
       dataDir: config.dataDir,
@@ -49,6 +79,12 @@ async function main(): Promise<number> {
       demo,
       ...(config.adminUser !== undefined && config.adminPassword !== undefined ? { admin: { username: config.adminUser, password: config.adminPassword } } : {}),
       corsOrigins: config.corsOrigins,
+      ...(uiBuilt ? { staticDir: UI_DIR } : {}),
+      map: {
+        ...(config.tileUrl !== undefined ? { tileUrl: config.tileUrl } : {}),
+        ...(config.tileAttribution !== undefined ? { attribution: config.tileAttribution } : {}),
+        ...(basemap !== undefined ? { basemap } : {}),
+      },
       audit: {
         checkpointEvery: config.auditCheckpointEntries,
         checkpointMs: config.auditCheckpointSeconds * 1000,
@@ -68,6 +104,7 @@ async function main(): Promise<number> {
     process.stdout.write(
       startBanner({
         httpUrl: g.httpUrl,
+        ui: uiBuilt,
         mqttUrl: g.mqttUrl,
         embeddedBroker: g.broker !== undefined,
         embeddedStore: config.redisUrl === undefined,

@@ -227,6 +227,12 @@ function plans(): Record<string, Plan> {
     'POST /api/v1/grants/{id}/revoke': { params: { id: made.grantToRevoke }, expect: { dispatch: 409 } },
     'POST /api/v1/doors/{id}/pulse': { params: { id: 'door-01-1' }, body: body({ seconds: 3, incidentId: made.incident }) },
 
+    // Issue 5: the map for every role; the responder's own grants and "Open door" (another unit's
+    // responder finds no such grant; the admin, with no unit, may open through any live grant).
+    'GET /api/v1/map': {},
+    'GET /api/v1/me/grants': {},
+    'POST /api/v1/me/doors/{id}/open': { params: { id: 'door-01-1' }, body: body({ grantId: made.grant }), expect: { amb3010: 404 } },
+
     // Audit (issue 4): without a building each caller gets its own scope, so every admitted role succeeds.
     'GET /api/v1/audit': {},
     'GET /api/v1/audit/export': {},
@@ -351,8 +357,10 @@ describe('the roles the document gives out match DESIGN §7', () => {
       .map((o) => o.key)
       .sort();
 
-  it('a responder: its session, its own unit\'s grants, and the audit public keys', () => {
-    expect(allowed('responder')).toEqual(['GET /api/v1/audit/keys', 'GET /api/v1/grants/{id}', 'POST /api/v1/auth/logout']);
+  it('a responder: its session, its own unit\'s grants and doors, the map, and the audit public keys', () => {
+    expect(allowed('responder')).toEqual(
+      ['GET /api/v1/audit/keys', 'GET /api/v1/grants/{id}', 'GET /api/v1/map', 'GET /api/v1/me/grants', 'POST /api/v1/auth/logout', 'POST /api/v1/me/doors/{id}/open'].sort(),
+    );
   });
 
   it('an owner: its session, reading its buildings, doors, controllers and their grants, setting the policy, and its buildings\' audit log', () => {
@@ -365,6 +373,7 @@ describe('the roles the document gives out match DESIGN §7', () => {
         'GET /api/v1/controllers',
         'GET /api/v1/controllers/{id}',
         'GET /api/v1/grants/{id}',
+        'GET /api/v1/map',
         'POST /api/v1/auth/logout',
         'PUT /api/v1/buildings/{id}/policy',
         'GET /api/v1/audit',

@@ -1,7 +1,7 @@
 // Gateway configuration from SP_ environment variables: defaults, every problem at once, notes.
 import { describe, expect, it } from 'vitest';
-import { loadConfig, redactUrl } from '../../src/config.js';
-import { portInUseMessage } from '../../src/banner.js';
+import { loadConfig, redactUrl, tileOrigin } from '../../src/config.js';
+import { portInUseMessage, startBanner } from '../../src/banner.js';
 
 describe('loadConfig', () => {
   it('gives the documented defaults for an empty environment (empty values count as unset)', () => {
@@ -26,6 +26,9 @@ describe('loadConfig', () => {
         auditCheckpointSeconds: 60,
         auditRetentionDays: 0,
         auditArchiveDir: undefined,
+        tileUrl: undefined,
+        tileAttribution: undefined,
+        basemapFile: undefined,
         logLevel: 'info',
       },
     });
@@ -42,6 +45,27 @@ describe('loadConfig', () => {
       config: { host: '0.0.0.0', port: 9090, mqttHost: '0.0.0.0', mqttPort: 1884, dataDir: '/var/lib/sp', demo: 'off', redisUrl: 'redis://127.0.0.1:6379', adminUser: 'root', corsOrigins: ['https://a.example', 'https://b.example'], logLevel: 'debug',
         auditCheckpointEntries: 500, auditCheckpointSeconds: 30, auditRetentionDays: 3650, auditArchiveDir: '/var/archive' },
     });
+  });
+
+  it('reads the map settings; a tile URL must be an https template with {z}/{x}/{y}', () => {
+    const osm = 'https://tile.openstreetmap.org/{z}/{x}/{y}.png';
+    expect(loadConfig({ SP_TILE_URL: osm, SP_TILE_ATTRIBUTION: '© OpenStreetMap contributors', SP_BASEMAP_FILE: '/etc/sp/map.geojson' })).toMatchObject({
+      ok: true,
+      notes: [],
+      config: { tileUrl: osm, tileAttribution: '© OpenStreetMap contributors', basemapFile: '/etc/sp/map.geojson' },
+    });
+    for (const bad of ['http://tile.openstreetmap.org/{z}/{x}/{y}.png', 'https://tile.openstreetmap.org/tiles.png', 'https://user:pw@tile.example.org/{z}/{x}/{y}.png', 'not a url {z}{x}{y}']) {
+      const r = loadConfig({ SP_TILE_URL: bad });
+      expect(r.ok, bad).toBe(false);
+      expect(r.ok ? [] : r.problems, bad).toEqual([expect.stringMatching(/^SP_TILE_URL must be an https URL template/)]);
+    }
+    expect(loadConfig({ SP_TILE_ATTRIBUTION: 'x' })).toMatchObject({ ok: true, notes: ['SP_TILE_ATTRIBUTION is ignored: SP_TILE_URL is not set'] });
+  });
+
+  it('gives the CSP origin of a tile template, a wildcard for a {s} subdomain', () => {
+    expect(tileOrigin('https://tile.openstreetmap.org/{z}/{x}/{y}.png')).toBe('https://tile.openstreetmap.org');
+    expect(tileOrigin('https://{s}.tile.example.org:8443/{z}/{x}/{y}{r}.png?key=abc')).toBe('https://*.tile.example.org:8443');
+    expect(() => tileOrigin('http://tile.example.org/{z}/{x}/{y}.png')).toThrow();
   });
 
   it('reports every problem at once', () => {
@@ -77,5 +101,19 @@ describe('printing', () => {
     expect(portInUseMessage('127.0.0.1', 1883)).toContain('SP_MQTT_URL=mqtt://127.0.0.1:1883 npm start');
     expect(portInUseMessage('0.0.0.0', 1883)).toContain('SP_MQTT_HOST=0.0.0.0 SP_MQTT_PORT=1884 npm start');
     expect(portInUseMessage('0.0.0.0', 1883)).toContain('SP_MQTT_URL=mqtt://127.0.0.1:1883 npm start');
+  });
+});
+
+describe('startBanner', () => {
+  const facts = { httpUrl: 'http://127.0.0.1:8080', mqttUrl: 'mqtt://127.0.0.1:1883', embeddedBroker: true, embeddedStore: true, dataDir: '/tmp/sp', notes: [] };
+  const demo = { controllers: 15, users: [{ username: 'dispatch', role: 'dispatcher', password: 'pw-1' }] };
+
+  it('points at the UI in a browser when it is built, and says how to build it when not', () => {
+    const built = startBanner({ ...facts, ui: true, demo });
+    expect(built).toContain('API and UI   http://127.0.0.1:8080');
+    expect(built).toContain('open http://127.0.0.1:8080/ in a browser and log in as dispatch');
+    const missing = startBanner({ ...facts, ui: false, demo });
+    expect(missing).toContain('UI           not built: run npm run build');
+    expect(missing).not.toContain('in a browser');
   });
 });

@@ -117,13 +117,19 @@ export class Api {
     return { blob: await res.blob(), filename };
   }
 
-  /** The live channel; `lastAuditId` resumes the audit feed after the last entry seen. */
-  connect(lastAuditId?: string): LiveSocket {
-    const token = this.#session?.accessToken ?? '';
-    return io(this.base || undefined, {
-      auth: (cb) => cb({ token: this.#session?.accessToken ?? token, ...(lastAuditId ? { lastAuditId } : {}) }),
+  /**
+   * The live channel. The handshake is computed on every (re)connect: the current access token and
+   * the last audit id seen, so a reconnect resumes the feed after it (DESIGN §6).
+   */
+  connect(lastAuditId: () => string | undefined = () => undefined): LiveSocket {
+    const socket: LiveSocket = io(this.base || undefined, {
+      auth: (cb) => {
+        const last = lastAuditId();
+        cb({ token: this.#session?.accessToken ?? '', ...(last ? { lastAuditId: last } : {}) });
+      },
       transports: ['websocket'],
-    }) as LiveSocket;
+    });
+    return socket;
   }
 
   /** Refresh the access token (rotates the refresh token); ends the session when that fails. */

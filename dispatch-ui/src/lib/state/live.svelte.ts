@@ -55,7 +55,7 @@ export class LiveState {
 
   connect(api: Api): void {
     this.disconnect();
-    const socket = api.connect(this.#lastAuditId);
+    const socket = api.connect(() => this.#lastAuditId);
     this.#socket = socket;
     socket.on('connect', () => {
       this.#connected = true;
@@ -81,10 +81,6 @@ export class LiveState {
     socket.on('controller', (c) => this.applyController(c));
     socket.on('audit', (a) => this.addAudit(a));
     socket.on('checkpoint', (cp) => (this.#checkpoints = [...this.#checkpoints.slice(-99), cp]));
-    // Every reconnect resumes after the last entry seen.
-    socket.io.on('reconnect_attempt', () => {
-      socket.auth = { token: api.session?.accessToken ?? '', ...(this.#lastAuditId ? { lastAuditId: this.#lastAuditId } : {}) };
-    });
   }
 
   disconnect(): void {
