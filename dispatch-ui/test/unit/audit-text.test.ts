@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { AUDIT_TYPES, type AuditItem } from '@smart-passage/protocol';
+import { AUDIT_TYPES, type AuditItem } from '@smart-passage/protocol/audit-types';
 import {
   AUDIT_GROUPS,
   AUDIT_GROUP_NAMES,

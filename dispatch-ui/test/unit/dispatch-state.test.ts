@@ -3,9 +3,10 @@
 // route, readiness from the controllers list and the live state, and API errors shown as text.
 import { describe, expect, it } from 'vitest';
 import { ApiError, type Api } from '../../src/lib/api/client';
-import type { Agency, Building, ControllerLive, Door, Incident, Unit } from '../../src/lib/api/types';
+import type { Agency, Building, ControllerLive, Incident, Unit } from '../../src/lib/api/types';
 import { DispatchState } from '../../src/lib/state/dispatch.svelte';
 import { LiveState } from '../../src/lib/state/live.svelte';
+import { door } from './fixtures';
 
 const building: Building = {
   id: 'bld-1',
@@ -15,18 +16,6 @@ const building: Building = {
   location: { lat: 59.31, lng: 18.07 },
   policy: { enabled: true, maxMinutes: 45, allowedAgencyIds: [], doorIds: [] },
 };
-const door = (id: string, routeOrder: number, over: Partial<Door> = {}): Door => ({
-  id,
-  buildingId: 'bld-1',
-  name: id,
-  kind: 'entrance',
-  routeOrder,
-  controllerId: 'ctl-1',
-  ref: id,
-  pulseSeconds: 5,
-  emergency: true,
-  ...over,
-});
 const doors = [door('d2', 2), door('d1', 1), door('d9', 3, { emergency: false })];
 const units: Unit[] = [{ id: 'u1', agencyId: 'a1', callSign: 'RTJ 2310' }];
 const agencies: Agency[] = [{ id: 'a1', name: 'Fire', kind: 'fire' }];

@@ -1,19 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import type { AuditItem, ControllerLive, Door, Grant } from '../../src/lib/api/types';
+import type { AuditItem, ControllerLive, Grant } from '../../src/lib/api/types';
 import { clampMinutes, defaultMinutes, doorGrantState, doorLive, doorLiveText, routeDoors, unitsByAgency } from '../../src/lib/logic/route-doors';
-
-const door = (id: string, routeOrder: number, over: Partial<Door> = {}): Door => ({
-  id,
-  buildingId: 'bld-1',
-  name: id,
-  kind: 'entrance',
-  routeOrder,
-  controllerId: 'ctl-1',
-  ref: id,
-  pulseSeconds: 5,
-  emergency: true,
-  ...over,
-});
+import { door } from './fixtures';
 
 const audit = (over: Partial<AuditItem>): AuditItem => ({ v: 1, chain: 'b', seq: 1, at: 0, type: 'access.granted', actor: { kind: 'controller', id: 'ctl-1' }, id: '1', hash: 'h', ...over });
 

@@ -38,6 +38,13 @@ export function checkCursor(c: AuditCursor): AuditCursor {
   return c;
 }
 
+/** auditQuery's order: 'asc' (the default) or 'desc'; anything else is a caller bug. */
+export function checkOrder(order: unknown): 'asc' | 'desc' {
+  if (order === undefined || order === 'asc') return 'asc';
+  if (order === 'desc') return 'desc';
+  throw new RangeError(`auditQuery: order must be 'asc' or 'desc', got ${JSON.stringify(order) ?? typeof order}`);
+}
+
 export function checkFromSeq(fromSeq: number): number {
   if (!Number.isFinite(fromSeq)) throw new RangeError(`auditRange: fromSeq must be a finite number, got ${fromSeq}`);
   return fromSeq;

@@ -25,7 +25,7 @@ import {
   type RefreshTokenRecord,
   type StorePort,
 } from './port.js';
-import { DECIMAL_ID, checkAuditBatch, checkLimit, checkCursor, checkFromSeq, checkAfterId } from './audit-checks.js';
+import { DECIMAL_ID, checkAuditBatch, checkLimit, checkCursor, checkFromSeq, checkAfterId, checkOrder } from './audit-checks.js';
 
 export interface EmbeddedStoreOptions {
   /** The database file (`<dataDir>/store.sqlite`), or ':memory:' for tests. */
@@ -561,10 +561,15 @@ export class EmbeddedStore implements StorePort {
     });
   }
 
-  /** Exact: the SQL does every filter, so pages are never short (the port allows short ones). */
+  /**
+   * Exact: the SQL does every filter, so pages are never short (the port allows short ones).
+   * 'desc' mirrors 'asc': ORDER BY at DESC, id DESC and the cursor as an upper bound; the same
+   * indexes serve it, scanned backwards.
+   */
   auditQuery(q: AuditQuery): Promise<AuditPage> {
     return this.#run((): AuditPage => {
       const limit = checkLimit(q.limit, 'auditQuery');
+      const desc = checkOrder(q.order) === 'desc';
       const after = q.after === undefined ? undefined : checkCursor(q.after);
       for (const [name, v] of [['from', q.from], ['to', q.to]] as const) {
         if (v !== undefined && !Number.isFinite(v)) throw new RangeError(`auditQuery: ${name} must be a finite number`);
@@ -574,7 +579,7 @@ export class EmbeddedStore implements StorePort {
       const where: string[] = [];
       const params: Record<string, string | number> = { n: limit + 1 };
       if (after) {
-        where.push('(at, id) > (@afterAt, @afterId)');
+        where.push(desc ? '(at, id) < (@afterAt, @afterId)' : '(at, id) > (@afterAt, @afterId)');
         params.afterAt = after.at;
         params.afterId = Number(after.id);
       }
@@ -602,7 +607,7 @@ export class EmbeddedStore implements StorePort {
         where.push('incident_id = @incident');
         params.incident = q.incidentId;
       }
-      const sql = `SELECT id, at, json FROM audit_entries${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY at, id LIMIT @n`;
+      const sql = `SELECT id, at, json FROM audit_entries${where.length > 0 ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY ${desc ? 'at DESC, id DESC' : 'at, id'} LIMIT @n`;
       const rows = this.#sql(sql).all(params) as (EntryRow & { at: number })[];
       const page = rows.slice(0, limit);
       const last = page[page.length - 1];

@@ -139,15 +139,26 @@ export interface AuditQuery {
   to?: number;
   types?: readonly string[];
   incidentId?: string;
-  /** Only entries after this position. */
+  /**
+   * Only entries past this position in the page order: after it (asc), strictly before it (desc).
+   * Exclusive either way; it need not be an entry's position.
+   */
   after?: AuditCursor;
+  /**
+   * 'asc' (default): oldest first, by (at, id) ascending. 'desc': newest first, by (at, id)
+   * descending, and `next` continues backwards. Filters are the same either way: following `next`
+   * to the end in 'desc' gives exactly the reverse of 'asc'.
+   */
+  order?: 'asc' | 'desc';
   /** 1..1000. */
   limit: number;
 }
 
 /**
- * A page ordered by (at, id) ascending. A page may hold fewer than `limit` items (filters are applied
- * while scanning a bounded window) yet still have `next`: follow `next` until it is absent.
+ * A page ordered by (at, id), ascending or descending (AuditQuery.order). A page may hold fewer than
+ * `limit` items (filters are applied while scanning a bounded window) yet still have `next`: follow
+ * `next` (passed back as `after`, with the same order and filters) until it is absent. `next` is the
+ * position of the last item returned, or of the last entry examined, in the page's order.
  */
 export interface AuditPage {
   items: AuditItem[];

@@ -64,7 +64,7 @@ import {
   type RefreshTokenRecord,
   type StorePort,
 } from './port.js';
-import { MAX_AT, DECIMAL_ID, checkAuditBatch, checkLimit, checkCursor, checkFromSeq, checkAfterId } from './audit-checks.js';
+import { MAX_AT, DECIMAL_ID, checkAuditBatch, checkLimit, checkCursor, checkFromSeq, checkAfterId, checkOrder } from './audit-checks.js';
 
 export interface RedisStoreOptions {
   /** `redis://[user:password@]host:port[/db]`; never logged (it may carry a password, DESIGN §7). */
@@ -789,19 +789,21 @@ export class RedisStore implements StorePort {
   }
 
   /**
-   * Scans a bounded window of the (at, id) order; `from`, `to` and the cursor are index bounds,
-   * the other filters are applied in JS to what the window holds.
+   * Scans a bounded window of the (at, id) order (ZRANGEBYLEX), or of its reverse for 'desc'
+   * (ZREVRANGEBYLEX on the same members); `from`, `to` and the cursor are index bounds, the other
+   * filters are applied in JS to what the window holds. Both orders use the same windows:
    * - No chains, or up to MERGE_MAX_CHAINS: read from the time index (a:t), or merged from the
    *   chains' own indexes. Without `types`/`incidentId` the window is `limit` entries, so pages
    *   are full; with them it is about QUERY_WINDOW entries (each of k chains gives
    *   QUERY_WINDOW / k, the merge stops where one of them runs out).
    * - More chains: the time index, QUERY_WINDOW entries, the chain filter applied in JS too.
    * A page holds the matches of its window, up to `limit`; `next` is the last returned item when
-   * the page is full, else the last entry examined, and is absent only when the window reached
-   * the end of the range.
+   * the page is full, else the last entry examined (both in the page's order), and is absent only
+   * when the window reached the end of the range (its start, for 'desc').
    */
   async auditQuery(q: AuditQuery): Promise<AuditPage> {
     const limit = checkLimit(q.limit, 'auditQuery');
+    const desc = checkOrder(q.order) === 'desc';
     const after = q.after === undefined ? undefined : checkCursor(q.after);
     for (const [name, v] of [['from', q.from], ['to', q.to]] as const) {
       if (v !== undefined && !Number.isFinite(v)) throw new RangeError(`auditQuery: ${name} must be a finite number`);
@@ -813,13 +815,17 @@ export class RedisStore implements StorePort {
     if (from > to) return { items: [] };
     // ZRANGEBYLEX bounds: `[` + 15 digits sorts before every member of that millisecond.
     let min = from > 0 ? `[${padAt(from)}` : '-';
+    let max = to < MAX_AT ? `(${padAt(to + 1)}` : '+';
     if (after) {
+      // The cursor narrows the side the page moves away from: the lower bound ascending, the upper descending.
       const cursor = memberOf(after.at, after.id);
-      if (min === '-' || cursor >= min.slice(1)) min = `(${cursor}`;
+      if (!desc && (min === '-' || cursor >= min.slice(1))) min = `(${cursor}`;
+      if (desc && (max === '+' || cursor <= max.slice(1))) max = `(${cursor}`;
     }
-    const max = to < MAX_AT ? `(${padAt(to + 1)}` : '+';
     const types = q.types === undefined ? undefined : new Set(q.types);
     const filtered = types !== undefined || q.incidentId !== undefined;
+    /** `a` comes before `b` in the page's order. */
+    const before = (a: string, b: string): boolean => (desc ? a > b : a < b);
 
     return this.#call(async (r) => {
       let examined: string[];
@@ -828,16 +834,21 @@ export class RedisStore implements StorePort {
       if (chains === undefined || chains.length > MERGE_MAX_CHAINS) {
         chainFilter = chains === undefined ? undefined : new Set(chains);
         const n = filtered || chainFilter ? QUERY_WINDOW : limit;
-        const members = await r.zrangebylex(this.#key('a', 't'), min, max, 'LIMIT', 0, n + 1);
+        const key = this.#key('a', 't');
+        const members = desc ? await r.zrevrangebylex(key, max, min, 'LIMIT', 0, n + 1) : await r.zrangebylex(key, min, max, 'LIMIT', 0, n + 1);
         more = members.length > n;
         examined = members.slice(0, n);
       } else {
-        // k-way merge: each chain gives its next m (+1 to see whether it has more). Past the
-        // smallest last member of a chain that has more, another of its entries could come
-        // first, so the page stops there.
+        // k-way merge: each chain gives its next m in the page's order (+1 to see whether it has
+        // more). Past the earliest (in that order) last member of a chain that has more, another
+        // of its entries could come first, so the page stops there.
         const m = filtered ? Math.max(1, Math.ceil(QUERY_WINDOW / chains.length)) : limit;
         const p = r.pipeline();
-        for (const chain of chains) p.zrangebylex(this.#auditKeys(chain).index, min, max, 'LIMIT', 0, m + 1);
+        for (const chain of chains) {
+          const key = this.#auditKeys(chain).index;
+          if (desc) p.zrevrangebylex(key, max, min, 'LIMIT', 0, m + 1);
+          else p.zrangebylex(key, min, max, 'LIMIT', 0, m + 1);
+        }
         const replies = (await p.exec()) ?? [];
         let bound: string | undefined;
         const all: string[] = [];
@@ -847,12 +858,13 @@ export class RedisStore implements StorePort {
           if (list.length > m) {
             list.length = m;
             const lastKept = list[m - 1]!;
-            if (bound === undefined || lastKept < bound) bound = lastKept;
+            if (bound === undefined || before(lastKept, bound)) bound = lastKept;
           }
           all.push(...list);
         }
         all.sort();
-        examined = bound === undefined ? all : all.filter((x) => x <= bound);
+        if (desc) all.reverse();
+        examined = bound === undefined ? all : all.filter((x) => x === bound || before(x, bound));
         more = bound !== undefined;
       }
       if (examined.length === 0) return { items: [] };

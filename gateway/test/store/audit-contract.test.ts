@@ -258,6 +258,18 @@ describe.each([
       expect(items).toEqual(expected);
     });
 
+    it.each(cases)('%s, newest first: following next to the end gives exactly the reverse of oldest first, at several limits', async (_what, q, match) => {
+      const reversed = all.filter(match).reverse();
+      for (const limit of [1, 7, 13, 1000]) {
+        const { items: asc } = await collect(store, { ...q, order: 'asc', limit });
+        const { items: desc } = await collect(store, { ...q, order: 'desc', limit });
+        expect(ids(desc), `limit ${limit}`).toEqual(ids(reversed));
+        expect(ids(desc), `limit ${limit}`).toEqual(ids([...asc].reverse()));
+      }
+      const { items } = await collect(store, { ...q, order: 'desc', limit: 13 });
+      expect(items).toEqual(reversed);
+    });
+
     it('matches nothing for an empty chain or type list', async () => {
       expect(await store.auditQuery({ chains: [], limit: 10 })).toEqual({ items: [] });
       expect(await store.auditQuery({ types: [], limit: 10 })).toEqual({ items: [] });
@@ -278,6 +290,38 @@ describe.each([
       expect(ids(later)).toEqual(ids(all.filter((i) => i.at >= T0 + 20)));
     });
 
+    it('newest first: resumes strictly before a cursor, also inside a millisecond many entries share', async () => {
+      for (const k of [0, 1, 57, 150, 299]) {
+        const cursor = { at: all[k]!.at, id: all[k]!.id };
+        const { items } = await collect(store, { after: cursor, order: 'desc', limit: 11 });
+        expect(ids(items)).toEqual(ids(all.slice(0, k).reverse()));
+        const { items: some } = await collect(store, { after: cursor, order: 'desc', chains: [all[k]!.chain], limit: 3 });
+        expect(ids(some)).toEqual(ids(all.slice(0, k).filter((i) => i.chain === all[k]!.chain).reverse()));
+        const three = [all[k]!.chain, 'building:b01', 'building:b19'];
+        const { items: merged } = await collect(store, { after: cursor, order: 'desc', chains: three, limit: 4 });
+        expect(ids(merged)).toEqual(ids(all.slice(0, k).filter((i) => three.includes(i.chain)).reverse()));
+      }
+      // A cursor need not be an entry: between two ids, and after a `to`.
+      const { items } = await collect(store, { after: { at: T0 + 4, id: '0' }, order: 'desc', limit: 50 });
+      expect(ids(items)).toEqual(ids(all.filter((i) => i.at < T0 + 4).reverse()));
+      const { items: earlier } = await collect(store, { after: { at: T0 + 1000, id: '1' }, to: T0 + 20, order: 'desc', limit: 50 });
+      expect(ids(earlier)).toEqual(ids(all.filter((i) => i.at <= T0 + 20).reverse()));
+      // A cursor inside the range narrows it; one before `from` leaves nothing.
+      const mid = all[150]!;
+      const { items: inside } = await collect(store, { after: { at: mid.at, id: mid.id }, from: T0 + 3, to: T0 + 30, order: 'desc', limit: 6 });
+      expect(ids(inside)).toEqual(ids(all.slice(0, 150).filter((i) => i.at >= T0 + 3 && i.at <= T0 + 30).reverse()));
+      expect(await store.auditQuery({ after: { at: T0 + 2, id: '1' }, from: T0 + 5, order: 'desc', limit: 10 })).toEqual({ items: [] });
+    });
+
+    it('newest first: a full page without filters has next exactly when more follow', async () => {
+      const page = await store.auditQuery({ limit: 300, order: 'desc' });
+      expect(ids(page.items)).toEqual(ids([...all].reverse()));
+      const first = await store.auditQuery({ limit: 299, order: 'desc' });
+      expect(first.next).toEqual({ at: all[1]!.at, id: all[1]!.id });
+      expect(await store.auditQuery({ limit: 10, order: 'desc', after: first.next! })).toEqual({ items: [all[0]] });
+      expect(await store.auditQuery({ limit: 10, order: 'desc', after: { at: all[0]!.at, id: all[0]!.id } })).toEqual({ items: [] });
+    });
+
     it('a full page without filters has next exactly when more follow', async () => {
       const page = await store.auditQuery({ limit: 300 });
       expect(ids(page.items)).toEqual(ids(all));
@@ -289,13 +333,15 @@ describe.each([
     it('refuses a limit outside 1..1000', async () => {
       await expect(store.auditQuery({ limit: 0 })).rejects.toThrow(RangeError);
       await expect(store.auditQuery({ limit: 1001 })).rejects.toThrow(RangeError);
+      await expect(store.auditQuery({ limit: 10, order: 'sideways' as 'asc' })).rejects.toThrow(RangeError);
       await expect(store.auditRange('building:b01', 1, 0)).rejects.toThrow(RangeError);
       await expect(store.auditSince('0', 1001)).rejects.toThrow(RangeError);
     });
   });
 
-  it('a sparse filter over more entries than one window: short pages with next, followed to the end', async () => {
+  it('a sparse filter over more entries than one window: short pages with next, followed to the end, either order', async () => {
     const expected: AuditItem[] = [];
+    const everything: AuditItem[] = [];
     for (let round = 0; round < 12; round++) {
       for (const chain of ['building:a', 'building:b']) {
         const items = await append(
@@ -304,14 +350,51 @@ describe.each([
           Array.from({ length: 100 }, (_, j) => ({ at: T0 + round * 100 + j, type: (round * 100 + j) % 450 === 0 ? 'tamper' : 'door.state' }) satisfies Spec),
         );
         expected.push(...items.filter((i) => i.type === 'tamper'));
+        everything.push(...items);
       }
     }
     expected.sort(byAtId);
+    everything.sort(byAtId);
     expect(expected.length).toBe(6);
-    for (const q of [{ types: ['tamper'] }, { types: ['tamper'], chains: ['building:a', 'building:b'] }] satisfies Omit<AuditQuery, 'limit'>[]) {
+    // The time index, a merge of two chains, and more than MERGE_MAX_CHAINS (the time index with the chain filter in JS).
+    const many = ['building:a', 'building:b', ...Array.from({ length: 15 }, (_, i) => `building:none-${i}`)];
+    for (const q of [
+      { types: ['tamper'] },
+      { types: ['tamper'], chains: ['building:a', 'building:b'] },
+      { types: ['tamper'], chains: many },
+      { chains: many },
+    ] satisfies Omit<AuditQuery, 'limit'>[]) {
+      const want = q.types ? expected : everything;
       const { items, pages } = await collect(store, { ...q, limit: 4 });
-      expect(items).toEqual(expected);
+      expect(ids(items)).toEqual(ids(want));
       expect(pages.length).toBeGreaterThanOrEqual(2);
+      const { items: desc, pages: descPages } = await collect(store, { ...q, order: 'desc', limit: 4 });
+      expect(ids(desc)).toEqual(ids([...want].reverse()));
+      expect(descPages.length).toBeGreaterThanOrEqual(2);
+      if (q.types) expect(desc).toEqual([...expected].reverse());
+    }
+  });
+
+  it('a filtered merge of chains of uneven density stops where the first chain runs out, either order', async () => {
+    // Two entries a millisecond on one chain, one on the other: with a filter each chain gives a
+    // window of the same length, which covers half the time on the dense chain.
+    const dense: AuditItem[] = [];
+    const thin: AuditItem[] = [];
+    for (let round = 0; round < 12; round++) {
+      dense.push(...(await append(store, 'building:dense', Array.from({ length: 100 }, (_, j) => ({ at: T0 + Math.floor((round * 100 + j) / 2) })))));
+      if (round % 2 === 0) {
+        thin.push(...(await append(store, 'building:thin', Array.from({ length: 100 }, (_, j) => ({ at: T0 + ((round / 2) * 100 + j) })))));
+      }
+    }
+    const want = [...dense, ...thin].sort(byAtId);
+    for (const q of [
+      { types: ['door.state'], chains: ['building:dense', 'building:thin'] },
+      { types: ['door.state', 'tamper'], chains: ['building:thin', 'building:dense', 'building:none'] },
+    ] satisfies Omit<AuditQuery, 'limit'>[]) {
+      for (const limit of [50, 1000]) {
+        expect(ids((await collect(store, { ...q, limit })).items), `asc ${limit}`).toEqual(ids(want));
+        expect(ids((await collect(store, { ...q, order: 'desc', limit })).items), `desc ${limit}`).toEqual(ids([...want].reverse()));
+      }
     }
   });
 
@@ -377,6 +460,10 @@ describe.each([
     expect(ids(await store.auditSince('0', 1000, ['building:a']))).toEqual(ids(a.slice(4)));
     expect(ids((await collect(store, { limit: 3 })).items)).toEqual(ids([...a.slice(4), ...b].sort(byAtId)));
     expect(ids((await collect(store, { chains: ['building:a'], limit: 3 })).items)).toEqual(ids(a.slice(4)));
+    expect(ids((await collect(store, { order: 'desc', limit: 3 })).items)).toEqual(ids([...a.slice(4), ...b].sort(byAtId).reverse()));
+    expect(ids((await collect(store, { chains: ['building:a', 'building:b'], order: 'desc', limit: 3 })).items)).toEqual(
+      ids([...a.slice(4), ...b].sort(byAtId).reverse()),
+    );
     expect(await store.auditCheckpoints('building:a', { order: 'asc', limit: 10 })).toEqual([cp]);
     expect(await store.auditTrim('building:a', 3)).toBe(0);
     expect(await store.auditTrim('building:b', 0)).toBe(0);

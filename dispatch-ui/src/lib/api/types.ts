@@ -4,7 +4,7 @@
  * protocol package's own types (protocol/AUDIT.md), imported as types only: nothing of Node's
  * reaches the browser bundle.
  */
-import type { AuditCheckpoint, AuditItem, AuditType } from '@smart-passage/protocol';
+import type { AuditCheckpoint, AuditItem, AuditType } from '@smart-passage/protocol/audit-types';
 
 export type { AuditCheckpoint, AuditItem, AuditType };
 

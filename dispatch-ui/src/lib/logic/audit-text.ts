@@ -7,40 +7,12 @@
  *   describeAudit(item, { doors: { 'door-1': 'Street door' }, tags: { 'tag-rtj-2310-1': 'RTJ 2310-1' } })
  *   // "12:03:41 Access granted — Street door, tag RTJ 2310-1 (unit-rtj-2310)"
  */
+import { AUDIT_TYPES } from '@smart-passage/protocol/audit-types';
 import type { AuditItem, AuditType } from '../api/types';
 
-/** The kind filter of the owner log: every audit type in exactly one group (test/unit checks it). */
-export const AUDIT_GROUPS = {
-  access: ['access.granted', 'access.denied'],
-  grants: ['grant.created', 'grant.extended', 'grant.revoked', 'grant.expired', 'grant.delivered'],
-  incidents: ['incident.opened', 'incident.closed'],
-  doors: [
-    'door.pulse.requested',
-    'door.pulse.done',
-    'door.hold.requested',
-    'door.hold.done',
-    'door.release.requested',
-    'door.release.done',
-    'door.state',
-    'door.forced',
-    'door.held-open',
-  ],
-  controllers: ['controller.online', 'controller.offline', 'controller.clock-unsafe', 'controller.events-missing', 'controller.rejected'],
-  security: [
-    'tamper',
-    'security.rejected',
-    'tag.blocked',
-    'auth.login',
-    'auth.login-failed',
-    'auth.logout',
-    'policy.changed',
-    'audit.exported',
-    'audit.trimmed',
-  ],
-} as const satisfies Record<string, readonly AuditType[]>;
-
-export type AuditGroup = keyof typeof AUDIT_GROUPS;
-export const AUDIT_GROUP_NAMES = Object.keys(AUDIT_GROUPS) as AuditGroup[];
+/** The kind filter of the owner log, in the order the log shows them. */
+export const AUDIT_GROUP_NAMES = ['access', 'grants', 'incidents', 'doors', 'controllers', 'security'] as const;
+export type AuditGroup = (typeof AUDIT_GROUP_NAMES)[number];
 
 export const AUDIT_GROUP_LABEL: Record<AuditGroup, string> = {
   access: 'Access',
@@ -51,11 +23,29 @@ export const AUDIT_GROUP_LABEL: Record<AuditGroup, string> = {
   security: 'Security',
 };
 
+/** A type's group by its first segment (`door.forced` → doors); the rest (tamper, auth, tags, policy, audit, rejections) is security. */
+const GROUP_OF_PREFIX: Readonly<Record<string, AuditGroup>> = {
+  access: 'access',
+  grant: 'grants',
+  incident: 'incidents',
+  door: 'doors',
+  controller: 'controllers',
+};
+
 /** The group of a type (every type has one). */
 export function groupOf(type: AuditType): AuditGroup {
-  for (const g of AUDIT_GROUP_NAMES) if ((AUDIT_GROUPS[g] as readonly string[]).includes(type)) return g;
-  return 'security';
+  return GROUP_OF_PREFIX[type.split('.', 1)[0] ?? ''] ?? 'security';
 }
+
+/** Every audit type in exactly one group, from the protocol's own list (so a new type is never left out). */
+export const AUDIT_GROUPS: Readonly<Record<AuditGroup, readonly AuditType[]>> = {
+  access: AUDIT_TYPES.filter((t) => groupOf(t) === 'access'),
+  grants: AUDIT_TYPES.filter((t) => groupOf(t) === 'grants'),
+  incidents: AUDIT_TYPES.filter((t) => groupOf(t) === 'incidents'),
+  doors: AUDIT_TYPES.filter((t) => groupOf(t) === 'doors'),
+  controllers: AUDIT_TYPES.filter((t) => groupOf(t) === 'controllers'),
+  security: AUDIT_TYPES.filter((t) => groupOf(t) === 'security'),
+};
 
 /** The `type` query of GET /api/v1/audit for the chosen groups; undefined = every type. */
 export function auditTypesParam(groups: readonly AuditGroup[]): string | undefined {

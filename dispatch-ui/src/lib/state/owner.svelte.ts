@@ -114,6 +114,8 @@ export class AuditLogState {
           type: auditTypesParam(f.groups),
           cursor,
           limit: PAGE,
+          // Newest first; "Load more" continues to older entries.
+          order: 'desc',
         },
         signal: abort.signal,
       });

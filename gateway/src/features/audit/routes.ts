@@ -146,8 +146,9 @@ export function auditRoutes(d: AuditRoutesDeps): RouteDef[] {
     route({
       method: 'get',
       path: '/api/v1/audit',
-      summary: 'Audit entries in scope, oldest first, with filters and a cursor',
-      description: 'A page may hold fewer than `limit` entries and still have `next`: follow `next` until it is absent.',
+      summary: 'Audit entries in scope, oldest or newest first, with filters and a cursor',
+      description:
+        'Ordered by (at, id): oldest first by default, newest first with `order=desc`. A page may hold fewer than `limit` entries and still have `next`: follow `next` (as `cursor`, with the same `order` and filters) until it is absent. The cursor of a `desc` page continues backwards, to older entries.',
       tags: ['audit'],
       auth: READERS,
       query: Type.Object({
@@ -155,6 +156,12 @@ export function auditRoutes(d: AuditRoutesDeps): RouteDef[] {
         type: Type.Optional(Type.String({ pattern: TYPE_LIST, description: 'One or more audit types, comma-separated.' })),
         incidentId: Type.Optional(Id),
         cursor: Type.Optional(Type.String({ pattern: '^\\d{1,16}\\.\\d{1,20}$' })),
+        order: Type.Optional(
+          Type.Union([Type.Literal('asc'), Type.Literal('desc')], {
+            default: 'asc',
+            description: '`asc`: oldest first. `desc`: newest first; its `next` cursor continues backwards (to older entries).',
+          }),
+        ),
         limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
       }),
       responses: { 200: Type.Object({ items: Type.Array(AuditItemView), next: Type.Optional(Type.String()) }) },
@@ -169,6 +176,7 @@ export function auditRoutes(d: AuditRoutesDeps): RouteDef[] {
           ...(query.type !== undefined ? { types: query.type.split(',') } : {}),
           ...(query.incidentId !== undefined ? { incidentId: query.incidentId } : {}),
           ...(query.cursor !== undefined ? { after: decodeCursor(query.cursor) } : {}),
+          order: query.order ?? 'asc',
           limit: query.limit ?? 100,
         });
         return { items: page.items, ...(page.next ? { next: encodeCursor(page.next) } : {}) };
