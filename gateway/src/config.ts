@@ -78,6 +78,10 @@ const tileUrl = (raw: string): Parsed<string> => {
   }
 };
 
+/** A bearer secret (SP_METRICS_TOKEN): long enough not to guess, and sendable in a header as is. */
+const secret = (raw: string): Parsed<string> =>
+  /^[\x21-\x7e]{16,512}$/.test(raw) ? { ok: true, value: raw } : { ok: false, problem: 'must be 16 to 512 printable ASCII characters without spaces (e.g. openssl rand -hex 32)' };
+
 const list = (raw: string): Parsed<string[]> => ({ ok: true, value: raw.split(',').map((x) => x.trim()).filter(Boolean) });
 const text = (max: number) => (raw: string): Parsed<string> => (raw.length <= max ? { ok: true, value: raw } : { ok: false, problem: `must be at most ${max} characters` });
 
@@ -103,6 +107,7 @@ export const CONFIG_SCHEMA = {
   tileUrl: optional('SP_TILE_URL', 'map tile URL template (https, with {z}/{x}/{y}) drawn over the offline base layer; its origin is allowed in the UI\'s CSP', tileUrl),
   tileAttribution: optional('SP_TILE_ATTRIBUTION', 'attribution shown with the SP_TILE_URL tiles (e.g. © OpenStreetMap contributors)', text(300)),
   basemapFile: optional('SP_BASEMAP_FILE', 'GeoJSON FeatureCollection to use as the offline base layer instead of the demo district\'s', path),
+  metricsToken: optional('SP_METRICS_TOKEN', 'bearer token a Prometheus scraper must send to GET /metrics; unset, /metrics is off (404)', secret),
   logLevel: setting('SP_LOG_LEVEL', 'debug|info|warn|error (logs go to stderr)', 'info', oneOf(LOG_LEVELS)),
 } as const;
 

@@ -12,6 +12,8 @@ import { controllerTopic } from '@smart-passage/protocol';
 import type { MqttClient } from 'mqtt';
 import { join } from 'node:path';
 import { EmbeddedBroker } from './adapters/embedded-broker.js';
+import { PromMetrics } from './adapters/metrics.js';
+import { NO_METRICS, type Metrics } from './features/metrics/metrics.js';
 import { checkRedisPersistence } from './adapters/redis-persistence.js';
 import { AuditLog, SYSTEM_ACTOR, buildingOfChain, type AuditInput } from './features/audit/audit-log.js';
 import { AuditRetention } from './features/audit/retention.js';
@@ -74,6 +76,8 @@ export interface GatewayOptions {
   map?: { tileUrl?: string; attribution?: string; basemap?: BaseMapGeoJson };
   /** Audit trail (DESIGN §8): checkpoint cadence, retention (0 = keep everything), archive directory. */
   audit?: { checkpointEvery?: number; checkpointMs?: number; retentionMs?: number; archiveDir?: string };
+  /** SP_METRICS_TOKEN: collect Prometheus metrics and serve them at GET /metrics to this bearer token (issue 6). Absent: no metrics, /metrics is 404. */
+  metricsToken?: string;
 }
 
 /** A reconnecting socket may catch up on at most this many audit entries (DESIGN §6). */
@@ -93,6 +97,8 @@ export class Gateway {
   realtime!: Realtime;
   audit!: AuditLog;
   retention!: AuditRetention;
+  /** The Prometheus adapter when SP_METRICS_TOKEN is set. */
+  prometheus: PromMetrics | undefined;
   #scheduler!: ExpiryScheduler;
   #server!: Server;
   #mqttUrl = '';
@@ -125,6 +131,15 @@ export class Gateway {
       if (p.level === 'durable') logger.info('redis persistence', { detail: p.detail });
       else logger.warn(`REDIS MAY LOSE DATA: ${p.detail}. Run Redis with appendonly yes and appendfsync always (docker-compose.yml does).`, { level: p.level });
     }
+    if (this.#o.metricsToken !== undefined) {
+      this.prometheus = new PromMetrics({
+        controllersOnline: () => this.#controllersOnline(),
+        socketConnections: () => this.realtime?.connections ?? 0,
+        logger,
+      });
+    }
+    const prom = this.prometheus;
+    const metrics: Metrics = prom ?? NO_METRICS;
     const auditOpts = this.#o.audit ?? {};
     this.audit = new AuditLog({
       store: this.store,
@@ -134,6 +149,8 @@ export class Gateway {
       ...(auditOpts.checkpointMs !== undefined ? { checkpointMs: auditOpts.checkpointMs } : {}),
     });
     this.audit.start();
+    // Counted from the log's own event, so every feature's entries are included (issue 6).
+    this.audit.on('entry', () => metrics.auditAppended());
     this.retention = new AuditRetention({
       store: this.store,
       log: this.audit,
@@ -183,8 +200,8 @@ export class Gateway {
     });
 
     const gatewayKey = this.keys.gateway.current;
-    this.bridge = new ControllerBridge({ client: this.client, store: this.store, gatewayKey, boot: newId(), logger, audit: this.audit });
-    this.grants = new GrantService({ store: this.store, syncer: this.bridge, logger, audit: this.audit });
+    this.bridge = new ControllerBridge({ client: this.client, store: this.store, gatewayKey, boot: newId(), logger, audit: this.audit, metrics });
+    this.grants = new GrantService({ store: this.store, syncer: this.bridge, logger, audit: this.audit, metrics });
     this.tokens = new TokenService({ privateKeyPem: this.keys.jwt.privateKeyPem, publicKeyPem: this.keys.jwt.publicKeyPem, issuer: 'smart-passage', audience: 'smart-passage-api', store: this.store, logger });
     const limiter = new LoginLimiter({ store: this.store });
     this.#scheduler = new ExpiryScheduler({ target: this.grants, owner: this.instance, logger, tickMs: this.#o.tickMs ?? 500, onExpired: (g) => this.#emitGrant(g) });
@@ -279,6 +296,8 @@ export class Gateway {
       corsOrigins: this.#o.corsOrigins ?? [],
       ...(this.#o.staticDir !== undefined ? { staticDir: this.#o.staticDir } : {}),
       mapTileHosts: map.tileUrl !== undefined ? [tileOrigin(map.tileUrl)] : [],
+      metrics,
+      ...(prom !== undefined && this.#o.metricsToken !== undefined ? { metricsEndpoint: { token: this.#o.metricsToken, render: () => prom.render() } } : {}),
     });
     this.#server = createServer(app);
     await new Promise<void>((resolve, reject) => {
@@ -380,6 +399,18 @@ export class Gateway {
     }
   }
 
+  /** Controllers whose stored presence is online (sp_controllers_online, read at scrape time). */
+  async #controllersOnline(): Promise<number> {
+    let online = 0;
+    let after: string | undefined;
+    for (;;) {
+      const page = await this.store.list('controllerLive', { limit: 500, ...(after !== undefined ? { after } : {}) });
+      for (const live of page) if (live.online) online += 1;
+      if (page.length < 500) return online;
+      after = page[page.length - 1]?.id;
+    }
+  }
+
   #emitGrant(g: Grant): void {
     for (const f of this.listeners.grant) f(g);
   }
@@ -457,5 +488,6 @@ export class Gateway {
     await this.broker?.stop();
     await this.audit?.stop();
     await this.store?.stop();
+    this.prometheus?.stop();
   }
 }

@@ -91,6 +91,7 @@ async function main(): Promise<number> {
         retentionMs: config.auditRetentionDays * 86_400_000,
         ...(config.auditArchiveDir !== undefined ? { archiveDir: config.auditArchiveDir } : {}),
       },
+      ...(config.metricsToken !== undefined ? { metricsToken: config.metricsToken } : {}),
       env: process.env,
       logger: log,
     });

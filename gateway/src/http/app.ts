@@ -4,12 +4,13 @@
  * role check → validate params/query/body → handler → JSON — and every failure through one
  * error middleware that answers `{error:{code, message, details?}}`.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID, timingSafeEqual } from 'node:crypto';
 import { extname } from 'node:path';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import { Type, type TSchema } from '@sinclair/typebox';
 import type { Logger, LogFields } from '@smart-passage/protocol';
 import { AppError, type FieldIssue } from '../errors.js';
+import { NO_METRICS, type Metrics } from '../features/metrics/metrics.js';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { buildOpenApi } from './openapi.js';
 import { Readable } from 'node:stream';
@@ -48,6 +49,13 @@ export interface HttpAppOptions {
    * (a hash, a PIN) leaking into an answer.
    */
   checkResponses?: boolean;
+  /** Where each request's duration goes (route template and status class only). Default: nowhere. */
+  metrics?: Pick<Metrics, 'httpRequest'>;
+  /**
+   * GET /metrics (issue 6), outside /api/v1 and never public: it answers only a request carrying
+   * `Authorization: Bearer <token>`. Absent: /metrics is 404, whatever the request carries.
+   */
+  metricsEndpoint?: { token: string; render: () => Promise<{ contentType: string; body: string }> };
 }
 
 interface RequestState {
@@ -86,6 +94,23 @@ function logPath(req: Request): string {
 }
 
 const isApi = (path: string): boolean => path === '/api' || path.startsWith('/api/');
+
+const METRICS_PATH = '/metrics';
+
+/** The route label of a request no API route matched: a fixed word, never the URL (cardinality). */
+function routeLabel(req: Request, s: RequestState): string {
+  if (s.route !== undefined) return s.route;
+  if (req.path === METRICS_PATH) return METRICS_PATH;
+  return isApi(req.path) ? 'unmatched' : 'static';
+}
+
+/** Bearer token check in constant time: both sides hashed first, so lengths leak nothing either. */
+function bearerMatches(header: string | undefined, token: string): boolean {
+  const m = /^Bearer ([\x21-\x7e]{1,512})$/i.exec(header ?? ''); // the scheme is case-insensitive (RFC 7235 §2.1)
+  const given = createHash('sha256').update(m?.[1] ?? '').digest();
+  const want = createHash('sha256').update(token).digest();
+  return timingSafeEqual(given, want) && m !== null;
+}
 
 /** True when the request carries a body (a length above zero, or a chunked stream). */
 function hasBody(req: Request): boolean {
@@ -178,6 +203,7 @@ function translate(err: unknown): { error: AppError; unexpected: boolean } {
 
 export function createHttpApp(options: HttpAppOptions): Express {
   const { authenticate, logger, corsOrigins } = options;
+  const metrics = options.metrics ?? NO_METRICS;
   const tileHosts = options.mapTileHosts ?? [];
   checkCorsOrigins(corsOrigins);
   checkTileHosts(tileHosts);
@@ -211,6 +237,7 @@ export function createHttpApp(options: HttpAppOptions): Express {
       };
       if (!res.writableFinished) fields['aborted'] = true;
       logger.info('http', fields);
+      metrics.httpRequest({ method: req.method, route: routeLabel(req, s), status: res.statusCode, seconds: Number(process.hrtime.bigint() - s.start) / 1e9 });
     });
     next();
   });
@@ -290,6 +317,26 @@ export function createHttpApp(options: HttpAppOptions): Express {
   }
   app.use(api);
   app.use('/api', (_req, _res, next) => next(AppError.notFound('route')));
+
+  // Prometheus scrape (issue 6). Answered here, before the UI's SPA fallback could take the path.
+  const endpoint = options.metricsEndpoint;
+  app.get(METRICS_PATH, (req, res, next) => {
+    if (endpoint === undefined) {
+      next(AppError.notFound());
+      return;
+    }
+    if (!bearerMatches(req.headers.authorization, endpoint.token)) {
+      res.setHeader('WWW-Authenticate', 'Bearer realm="metrics"');
+      next(new AppError('unauthenticated', 'metrics need the bearer token (SP_METRICS_TOKEN)'));
+      return;
+    }
+    endpoint.render().then(
+      (out) => {
+        res.status(200).setHeader('Cache-Control', 'no-store').type(out.contentType).send(out.body);
+      },
+      (err: unknown) => next(err),
+    );
+  });
 
   if (options.staticDir !== undefined) {
     const root = options.staticDir;

@@ -29,6 +29,7 @@ describe('loadConfig', () => {
         tileUrl: undefined,
         tileAttribution: undefined,
         basemapFile: undefined,
+        metricsToken: undefined,
         logLevel: 'info',
       },
     });
@@ -45,6 +46,16 @@ describe('loadConfig', () => {
       config: { host: '0.0.0.0', port: 9090, mqttHost: '0.0.0.0', mqttPort: 1884, dataDir: '/var/lib/sp', demo: 'off', redisUrl: 'redis://127.0.0.1:6379', adminUser: 'root', corsOrigins: ['https://a.example', 'https://b.example'], logLevel: 'debug',
         auditCheckpointEntries: 500, auditCheckpointSeconds: 30, auditRetentionDays: 3650, auditArchiveDir: '/var/archive' },
     });
+  });
+
+  it('reads SP_METRICS_TOKEN; a short or spaced token is refused without being printed', () => {
+    const token = 'f3a9c0d1e2b4a5968778695a4b3c2d1e';
+    expect(loadConfig({ SP_METRICS_TOKEN: token })).toMatchObject({ ok: true, config: { metricsToken: token } });
+    for (const bad of ['short-secret', 'has a space in it, sixteen+', 'x'.repeat(513)]) {
+      const r = loadConfig({ SP_METRICS_TOKEN: bad });
+      expect(r.ok ? [] : r.problems, bad).toEqual([expect.stringMatching(/^SP_METRICS_TOKEN must be 16 to 512 printable ASCII characters/)]);
+      expect(JSON.stringify(r)).not.toContain(bad);
+    }
   });
 
   it('reads the map settings; a tile URL must be an https template with {z}/{x}/{y}', () => {

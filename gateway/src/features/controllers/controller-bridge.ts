@@ -46,6 +46,7 @@ import {
   type EventContext,
 } from '../audit/recorder-controller.js';
 import { desiredGrantsFor, isLive, openGrants } from '../grants/desired-state.js';
+import { NO_METRICS, type Metrics } from '../metrics/metrics.js';
 import { applyState, emptyLive } from './presence.js';
 
 export interface ControllerBridgeOptions {
@@ -71,6 +72,8 @@ export interface ControllerBridgeOptions {
    * 0 records every dropped message. Default 10 s.
    */
   rejectedEveryMs?: number;
+  /** Confirmed deliveries and their latency, dropped messages, new events (issue 6). Default: nothing. */
+  metrics?: Pick<Metrics, 'deliveryConfirmed' | 'messageRejected' | 'controllerEvent'>;
 }
 
 export interface BridgeEvents {
@@ -131,11 +134,13 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
     this.#redelivering = false;
   };
   #stopped = true;
+  readonly #metrics: Pick<Metrics, 'deliveryConfirmed' | 'messageRejected' | 'controllerEvent'>;
 
   constructor(o: ControllerBridgeOptions) {
     super();
     this.#o = o;
     this.#now = o.now ?? Date.now;
+    this.#metrics = o.metrics ?? NO_METRICS;
   }
 
   async start(): Promise<void> {
@@ -329,6 +334,7 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
         }
       }
     }
+    this.#metrics.messageRejected(code);
     this.emit('rejected', ctrl, code, detail);
   }
 
@@ -410,13 +416,21 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
       // Audited before the delivery is marked: after a crash in between, the redelivered reply
       // (or the next birth) marks it, and the entry, keyed by (grant, controller, version), is not repeated.
       if (audit) for (const d of covered) await audit.record(grantDeliveredInput(ctrl, g, d.version));
+      // What this write flipped (the update function may run again on a conflict): counted once,
+      // and timed from creation only while the grant still waits on its first set (status pending),
+      // so an extension's re-delivery does not read as a slow first one.
+      let flipped = { count: 0, first: false, createdAt: 0 };
       const next = await store.update('grants', g.id, (cur) => {
         if (!isLive(cur, now) && cur.status !== 'pending') return undefined;
+        flipped = { count: cur.deliveries.filter(covers).length, first: cur.status === 'pending', createdAt: cur.createdAt };
         const deliveries = cur.deliveries.map((d) => (covers(d) ? { ...d, state: 'delivered' as const, deliveredAt: now } : d));
         const all = deliveries.every((d) => d.state === 'delivered');
         return { ...cur, deliveries, status: cur.status === 'pending' && all ? 'active' : cur.status };
       });
-      if (next) done.push(g.id);
+      if (next) {
+        done.push(g.id);
+        for (let i = 0; i < flipped.count; i++) this.#metrics.deliveryConfirmed(flipped.first ? (now - flipped.createdAt) / 1000 : undefined);
+      }
     }
     if (done.length > 0) this.emit('delivered', ctrl, done);
   }
@@ -442,6 +456,7 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
       this.emit('missing', ctrl, msg.boot, verdict.missing);
     }
     if (msg.body.kind === 'door') await this.#applyDoor(ctrl, msg.body.door, msg.body.state);
+    this.#metrics.controllerEvent(msg.body.kind);
     this.emit('event', ctrl, msg, entry);
   }
 

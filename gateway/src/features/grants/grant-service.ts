@@ -16,6 +16,7 @@ import type { Delivery, Door, Grant, Incident, Tag } from '../../domain/types.js
 import { listAll } from '../../store/list-all.js';
 import type { StorePort } from '../../store/port.js';
 import { SYSTEM_ACTOR, type AuditInput, type AuditSink } from '../audit/audit-log.js';
+import { NO_METRICS, type Metrics } from '../metrics/metrics.js';
 import { controllersOf, isLive, isOpen } from './desired-state.js';
 
 export interface Syncer {
@@ -29,6 +30,8 @@ export interface GrantServiceOptions {
   now?: () => number;
   /** The audit trail (issue 4): grant.created/extended/revoked/expired. Default: no auditing. */
   audit?: AuditSink;
+  /** Counts each change made (issue 6: sp_grants_total). Default: nothing. */
+  metrics?: Pick<Metrics, 'grantChanged'>;
 }
 
 export interface CreateGrantInput {
@@ -47,10 +50,12 @@ const dueKey = (grantId: string) => `grant:${grantId}`;
 export class GrantService {
   readonly #o: GrantServiceOptions;
   readonly #now: () => number;
+  readonly #metrics: Pick<Metrics, 'grantChanged'>;
 
   constructor(o: GrantServiceOptions) {
     this.#o = o;
     this.#now = o.now ?? Date.now;
+    this.#metrics = o.metrics ?? NO_METRICS;
   }
 
   /** Check policy, audit, store the grant, and send each controller touched its new set. */
@@ -108,6 +113,7 @@ export class GrantService {
     if (!incident.buildingIds.includes(building.id)) {
       await store.update('incidents', incident.id, (cur): Incident => ({ ...cur, buildingIds: [...new Set([...cur.buildingIds, building.id])] }));
     }
+    this.#metrics.grantChanged('created');
     await this.#syncAll(ctrls);
     return { grant, ...(pin !== undefined ? { pin } : {}) };
   }
@@ -122,7 +128,10 @@ export class GrantService {
     const notAfter = g.notAfter + durationMs;
     if (durationMs <= 0 || notAfter - now > max) throw new AppError('policy-violation', `a grant may run at most ${max / 60_000} minutes from now`);
     await this.#audit({ type: 'grant.extended', actor, ...this.#about(g), data: { notAfter, previousNotAfter: g.notAfter } });
-    return this.#change(g, (cur, deliveries) => ({ ...cur, notAfter, deliveries }), async (next) => store.scheduleAt(dueKey(next.id), next.notAfter));
+    return this.#change(g, (cur, deliveries) => ({ ...cur, notAfter, deliveries }), async (next) => {
+      await store.scheduleAt(dueKey(next.id), next.notAfter);
+      this.#metrics.grantChanged('extended');
+    });
   }
 
   async revoke(grantId: string, reason = 'revoked', actor: AuditActor = SYSTEM_ACTOR): Promise<Grant> {
@@ -214,7 +223,10 @@ export class GrantService {
         const { pin: _pin, ...rest } = cur;
         return { ...rest, status, reason, endedAt: now, deliveries };
       },
-      () => this.#o.store.unschedule(dueKey(g.id)),
+      async () => {
+        await this.#o.store.unschedule(dueKey(g.id));
+        this.#metrics.grantChanged(status);
+      },
     );
     this.#o.logger.info(`grant ${status}`, { grant: g.id, reason });
     return next;
