@@ -100,6 +100,7 @@ export const CONFIG_SCHEMA = {
   adminUser: optional('SP_ADMIN_USER', 'username of the first admin (created at start if missing)', text(64)),
   adminPassword: optional('SP_ADMIN_PASSWORD', "the first admin's password", text(256)),
   corsOrigins: setting('SP_CORS_ORIGINS', 'comma-separated origins allowed to call the API from a browser', [] as string[], list),
+  trustProxy: setting('SP_TRUST_PROXY', 'how many reverse proxies (TLS terminators) sit in front: their X-Forwarded-For/-Proto are trusted for client addresses (login limits) and HTTPS (0 = none)', 0, int(0, 10)),
   auditCheckpointEntries: setting('SP_AUDIT_CHECKPOINT_ENTRIES', 'sign an audit checkpoint after this many entries of a chain', 1000, int(1, 1_000_000)),
   auditCheckpointSeconds: setting('SP_AUDIT_CHECKPOINT_SECONDS', '…or after this many seconds when a chain moved', 60, int(1, 86_400)),
   auditRetentionDays: setting('SP_AUDIT_RETENTION_DAYS', 'archive (export) then trim audit entries older than this; 0 keeps everything', 0, int(0, 36_500)),

@@ -78,6 +78,8 @@ export interface GatewayOptions {
   audit?: { checkpointEvery?: number; checkpointMs?: number; retentionMs?: number; archiveDir?: string };
   /** SP_METRICS_TOKEN: collect Prometheus metrics and serve them at GET /metrics to this bearer token (issue 6). Absent: no metrics, /metrics is 404. */
   metricsToken?: string;
+  /** Reverse proxies in front (SP_TRUST_PROXY): express `trust proxy` hops. */
+  trustProxy?: number;
 }
 
 /** A reconnecting socket may catch up on at most this many audit entries (DESIGN §6). */
@@ -294,6 +296,7 @@ export class Gateway {
       }),
       logger,
       corsOrigins: this.#o.corsOrigins ?? [],
+      ...(this.#o.trustProxy !== undefined ? { trustProxy: this.#o.trustProxy } : {}),
       ...(this.#o.staticDir !== undefined ? { staticDir: this.#o.staticDir } : {}),
       mapTileHosts: map.tileUrl !== undefined ? [tileOrigin(map.tileUrl)] : [],
       metrics,

@@ -92,6 +92,7 @@ async function main(): Promise<number> {
         ...(config.auditArchiveDir !== undefined ? { archiveDir: config.auditArchiveDir } : {}),
       },
       ...(config.metricsToken !== undefined ? { metricsToken: config.metricsToken } : {}),
+      ...(config.trustProxy > 0 ? { trustProxy: config.trustProxy } : {}),
       env: process.env,
       logger: log,
     });

@@ -22,6 +22,7 @@ describe('loadConfig', () => {
         adminUser: undefined,
         adminPassword: undefined,
         corsOrigins: [],
+        trustProxy: 0,
         auditCheckpointEntries: 1000,
         auditCheckpointSeconds: 60,
         auditRetentionDays: 0,
@@ -39,12 +40,12 @@ describe('loadConfig', () => {
     const r = loadConfig({
       SP_HOST: '0.0.0.0', SP_PORT: '9090', SP_MQTT_HOST: '0.0.0.0', SP_MQTT_PORT: '1884', SP_DATA_DIR: '/var/lib/sp', SP_DEMO: 'off',
       SP_REDIS_URL: 'redis://127.0.0.1:6379', SP_ADMIN_USER: 'root', SP_ADMIN_PASSWORD: 'pw', SP_CORS_ORIGINS: 'https://a.example, https://b.example', SP_LOG_LEVEL: 'debug',
-      SP_AUDIT_CHECKPOINT_ENTRIES: '500', SP_AUDIT_CHECKPOINT_SECONDS: '30', SP_AUDIT_RETENTION_DAYS: '3650', SP_AUDIT_ARCHIVE_DIR: '/var/archive',
+      SP_TRUST_PROXY: '1', SP_AUDIT_CHECKPOINT_ENTRIES: '500', SP_AUDIT_CHECKPOINT_SECONDS: '30', SP_AUDIT_RETENTION_DAYS: '3650', SP_AUDIT_ARCHIVE_DIR: '/var/archive',
     });
     expect(r).toMatchObject({
       ok: true,
       config: { host: '0.0.0.0', port: 9090, mqttHost: '0.0.0.0', mqttPort: 1884, dataDir: '/var/lib/sp', demo: 'off', redisUrl: 'redis://127.0.0.1:6379', adminUser: 'root', corsOrigins: ['https://a.example', 'https://b.example'], logLevel: 'debug',
-        auditCheckpointEntries: 500, auditCheckpointSeconds: 30, auditRetentionDays: 3650, auditArchiveDir: '/var/archive' },
+        trustProxy: 1, auditCheckpointEntries: 500, auditCheckpointSeconds: 30, auditRetentionDays: 3650, auditArchiveDir: '/var/archive' },
     });
   });
 
