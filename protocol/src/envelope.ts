@@ -123,7 +123,11 @@ export function openMessage(payload: Uint8Array, o: OpenOptions): Opened {
     // JCS refuses what JSON.parse accepts but UTF-8 cannot carry, such as a lone surrogate "\ud800".
     return { ok: false, code: 'malformed', detail: 'not canonicalizable (RFC 8785)', ...tag };
   }
-  if (!verify(null, signed, key, Buffer.from(msg.sig, 'base64url'))) {
+  const sigBytes = Buffer.from(msg.sig, 'base64url');
+  // PROTOCOL §4.2: `sig` is THE base64url of the 64 bytes. The last character's 4 spare bits are
+  // ignored by the decoder, so without this check one signature could be spelt 16 ways.
+  if (sigBytes.toString('base64url') !== msg.sig) return { ok: false, code: 'bad-signature', detail: 'signature is not canonical base64url', ...tag };
+  if (!verify(null, signed, key, sigBytes)) {
     return { ok: false, code: 'bad-signature', detail: 'signature does not verify', ...tag };
   }
   if (o.maxTtlMs !== undefined && (msg.exp === undefined || msg.exp - msg.iat > o.maxTtlMs)) {
