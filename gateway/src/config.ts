@@ -63,6 +63,13 @@ const redisUrl = (raw: string): Parsed<string> => {
   return { ok: false, problem: `must be a redis:// or rediss:// URL such as redis://127.0.0.1:6379, got '${redactUrl(raw)}'` };
 };
 
+/** A Redis key prefix: it also goes into MQTT client ids and a share group name, so plain characters only. */
+const redisPrefix = (raw: string): Parsed<string> =>
+  /^[A-Za-z0-9:_.-]{1,64}$/.test(raw) ? { ok: true, value: raw } : { ok: false, problem: `must be 1 to 64 of A-Z a-z 0-9 : _ . -, got '${raw}'` };
+
+const instanceId = (raw: string): Parsed<string> =>
+  /^[A-Za-z0-9_.-]{1,32}$/.test(raw) ? { ok: true, value: raw } : { ok: false, problem: `must be 1 to 32 of A-Z a-z 0-9 _ . -, got '${raw}'` };
+
 /**
  * A map tile URL template (Leaflet's): https only, with {z}, {x} and {y}; `{s}` may stand for a
  * subdomain. Its origin goes into the UI's CSP img-src (tileOrigin).
@@ -95,6 +102,8 @@ export const CONFIG_SCHEMA = {
   mqttHost: setting('SP_MQTT_HOST', 'interface the embedded broker listens on', '127.0.0.1', host),
   mqttPort: setting('SP_MQTT_PORT', 'port the embedded broker listens on (0 = any free port)', 1883, int(0, 65535)),
   redisUrl: optional('SP_REDIS_URL', 'keep state in this Redis instead of the embedded store', redisUrl),
+  redisPrefix: setting('SP_REDIS_PREFIX', 'key prefix in SP_REDIS_URL: one per deployment, shared by its instances (also names its MQTT client ids and share group)', 'sp:', redisPrefix),
+  instanceId: optional('SP_INSTANCE_ID', "this instance's name among those sharing SP_REDIS_URL (part of its MQTT client id; default the host name): set it apart for instances on one host", instanceId),
   dataDir: setting('SP_DATA_DIR', 'where runtime data (embedded store, generated keys, demo secrets) lives', './data', path),
   demo: optional('SP_DEMO', 'on|off: seed and run the demo district (default on for the embedded setup, off otherwise)', oneOf(['on', 'off'] as const)),
   adminUser: optional('SP_ADMIN_USER', 'username of the first admin (created at start if missing)', text(64)),

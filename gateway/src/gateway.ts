@@ -9,7 +9,8 @@ import type { AddressInfo } from 'node:net';
 import { newId, type AuditItem, type Logger } from '@smart-passage/protocol';
 import { connectMqtt } from '@smart-passage/protocol/controller';
 import { controllerTopic } from '@smart-passage/protocol';
-import type { MqttClient } from 'mqtt';
+import { hostname } from 'node:os';
+import type { IPublishPacket, MqttClient } from 'mqtt';
 import { join } from 'node:path';
 import { EmbeddedBroker } from './adapters/embedded-broker.js';
 import { PromMetrics } from './adapters/metrics.js';
@@ -42,7 +43,7 @@ import { adminRoutes } from './features/admin/index.js';
 import { createHttpApp } from './http/app.js';
 import type { RouteDef } from './http/routes.js';
 import { loadOrCreateKeys, type GatewayKeys } from './keys/key-store.js';
-import { createStore } from './store/index.js';
+import { createStore, DEFAULT_REDIS_PREFIX } from './store/index.js';
 import { listAll } from './store/list-all.js';
 import type { StorePort } from './store/port.js';
 
@@ -53,6 +54,12 @@ export interface GatewayOptions {
   mqtt: { url: string; username?: string; password?: string } | { embedded: { host: string; port: number } };
   redisUrl?: string;
   redisPrefix?: string;
+  /**
+   * This instance's name among those sharing Redis (SP_INSTANCE_ID; default the host name): part
+   * of its MQTT client id, so instances neither take over each other's session nor lose their own
+   * across a restart. Instances on one host must set it apart.
+   */
+  instanceId?: string;
   /** Seed and run the demo district. */
   demo: boolean;
   /** The first admin (SP_ADMIN_USER / SP_ADMIN_PASSWORD): created at start when missing. */
@@ -195,14 +202,30 @@ export class Gateway {
         : { ...(this.#o.mqtt.username ? { username: this.#o.mqtt.username } : {}), ...(this.#o.mqtt.password ? { password: this.#o.mqtt.password } : {}) };
     // A persistent session: controller events published while the gateway is away wait in the
     // broker, and an event not yet acked (not yet stored) comes again (DESIGN §8, §10).
-    this.client = connectMqtt({ url: this.#mqttUrl, clientId: 'embedded' in this.#o.mqtt ? service.username : `sp-gateway-${this.#o.redisPrefix ?? 'main'}`.slice(0, 64), clean: this.#o.cleanSession ?? false, reconnectPeriod: 1000, ...creds });
+    // With Redis, several instances may share the deployment (DESIGN §11): one client id each.
+    const scaled = this.#o.redisUrl !== undefined;
+    const member = scaled ? `-${this.#o.instanceId ?? hostname()}` : '';
+    this.client = connectMqtt({ url: this.#mqttUrl, clientId: 'embedded' in this.#o.mqtt ? service.username : `sp-gateway-${this.#o.redisPrefix ?? 'main'}${member}`.slice(0, 64), clean: this.#o.cleanSession ?? false, reconnectPeriod: 1000, ...creds });
+    // A persistent session hands over its queue (events sent while we were away; with a shared
+    // subscription, this instance's share of them) right after CONNACK. mqtt.js's own handler
+    // would acknowledge them unread: hold them unacknowledged until the bridge takes over.
+    const held: [IPublishPacket, (err?: Error) => void][] = [];
+    this.client.handleMessage = (packet, done) => void held.push([packet, done]);
     await new Promise<void>((resolve, reject) => {
       this.client.once('connect', () => resolve());
       this.client.once('error', reject);
     });
-
+    // After the first connect, errors are the broker coming and going: mqtt.js reconnects by
+    // itself, and an 'error' without a listener would end the process (DESIGN §10 broker restart).
+    this.client.on('error', (err) => logger.warn('MQTT connection error; reconnecting', { err: err.message }));
     const gatewayKey = this.keys.gateway.current;
-    this.bridge = new ControllerBridge({ client: this.client, store: this.store, gatewayKey, boot: newId(), logger, audit: this.audit, metrics });
+    // Every instance subscribes to every event with a plain persistent subscription; an event
+    // handled by several instances is recorded once (its audit dedupe key) and classified once.
+    // A shared subscription ($share, protocol scaledGatewaySubscriptions) would spread the work,
+    // but the broker-restart fault test showed Mosquitto 2 losing the events a controller sent
+    // between the broker's restart and the gateway's re-subscribe: a shared subscription is not
+    // restored from persistence the way a plain one is. Until that is solved, no shared events.
+    this.bridge = new ControllerBridge({ client: this.client, store: this.store, gatewayKey, boot: newId(), logger, audit: this.audit, metrics, held: () => held.splice(0) });
     this.grants = new GrantService({ store: this.store, syncer: this.bridge, logger, audit: this.audit, metrics });
     this.tokens = new TokenService({ privateKeyPem: this.keys.jwt.privateKeyPem, publicKeyPem: this.keys.jwt.publicKeyPem, issuer: 'smart-passage', audience: 'smart-passage-api', store: this.store, logger });
     const limiter = new LoginLimiter({ store: this.store });
@@ -310,6 +333,8 @@ export class Gateway {
 
     this.realtime = new Realtime({
       httpServer: this.#server,
+      // Instances sharing Redis share the real-time fan-out (DESIGN §11).
+      ...(this.#o.redisUrl !== undefined ? { redis: { url: this.#o.redisUrl, prefix: this.#o.redisPrefix ?? DEFAULT_REDIS_PREFIX } } : {}),
       verify: (t) => this.tokens.verifyAccess(t),
       snapshot: (p) => this.#snapshot(p),
       auditSince: (p, lastId) => this.#auditSince(p, lastId),
@@ -494,3 +519,4 @@ export class Gateway {
     this.prometheus?.stop();
   }
 }
+

@@ -75,7 +75,8 @@ async function main(): Promise<number> {
         config.mqttUrl !== undefined
           ? { url: config.mqttUrl, ...(config.mqttUsername !== undefined ? { username: config.mqttUsername } : {}), ...(mqttPassword !== undefined ? { password: mqttPassword } : {}) }
           : { embedded: { host: config.mqttHost, port: config.mqttPort } },
-      ...(config.redisUrl !== undefined ? { redisUrl: config.redisUrl } : {}),
+      ...(config.redisUrl !== undefined ? { redisUrl: config.redisUrl, redisPrefix: config.redisPrefix } : {}),
+      ...(config.instanceId !== undefined ? { instanceId: config.instanceId } : {}),
       demo,
       ...(config.adminUser !== undefined && config.adminPassword !== undefined ? { admin: { username: config.adminUser, password: config.adminPassword } } : {}),
       corsOrigins: config.corsOrigins,

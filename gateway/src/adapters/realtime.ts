@@ -23,10 +23,27 @@
  * origin cannot ride a user's session (no cross-site WebSocket hijacking); `corsOrigins` only
  * decides which origins may use the long-polling transport from a browser.
  *
- * With several gateway instances (DESIGN §11) a socket.io adapter would carry `publish` to every
- * instance; deltas held during a handshake are those published by this instance.
+ * Several instances (DESIGN §11, issue 6): with `redis` set, socket.io runs on the Redis streams
+ * adapter (@socket.io/redis-streams-adapter, its own ioredis connection, stream and channels under
+ * the store's key prefix). `publish` then emits to this instance's sockets and sends the delta to
+ * every other instance as a server-side event; each instance emits it to its own sockets and holds
+ * it for its own sockets in handshake, exactly as for a local delta. The held deltas stay per
+ * instance, but they see every instance's deltas, so the snapshot-then-deltas promise holds across
+ * instances:
+ * - nothing is lost: a delta is published after its write is stored, so one that reaches this
+ *   instance before a socket's handshake began is already in the snapshot read after it, and one
+ *   that reaches it later is held (or, once the socket joined, emitted to its room);
+ * - a delta published by another instance while a handshake runs may travel through Redis faster
+ *   or slower than the snapshot is read, so it can show a change the snapshot shows too, or even
+ *   come (held) right after a snapshot that is newer than it. That is a repeat, never a loss:
+ *   grants, incidents and controllers are sent as whole records (the client keeps the last one;
+ *   a held stale record is followed by the delta of the newer write, which is published after it
+ *   on the same stream), and audit entries and checkpoints carry ids the client deduplicates on.
+ * Without `redis` the in-memory adapter serves one instance, as before.
  */
 import type { Server as HttpServer } from 'node:http';
+import { createAdapter } from '@socket.io/redis-streams-adapter';
+import { Redis } from 'ioredis';
 import { Server, type Socket } from 'socket.io';
 import type { Logger } from '@smart-passage/protocol';
 import { isAppError } from '../errors.js';
@@ -49,8 +66,11 @@ import {
   type Snapshot,
 } from '../features/realtime/events.js';
 
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type -- one instance, no server-to-server events yet
-type InterServerEvents = {};
+/** Between instances (Redis adapter only): a delta to fan out locally, a user to cut off. */
+interface InterServerEvents {
+  delta: (event: RealtimeEvent, payload: unknown, scope: RealtimeScope) => void;
+  'disconnect-user': (sub: string) => void;
+}
 interface SocketData {
   principal: RealtimePrincipal;
   room: string;
@@ -74,6 +94,11 @@ export interface RealtimeOptions {
   now?: () => number;
   /** socket.io path; default `/socket.io`. */
   path?: string;
+  /**
+   * Several instances sharing Redis (DESIGN §11): the Redis streams adapter on its own connection,
+   * its stream and channels under `prefix` (the store's key prefix). Absent: the in-memory adapter.
+   */
+  redis?: { url: string; prefix: string };
 }
 
 /** A socket between handshake and connection: its snapshot, and the deltas published meanwhile. */
@@ -107,6 +132,7 @@ export class Realtime {
   readonly #timers = new Map<RtSocket, NodeJS.Timeout>();
   readonly #refreshing = new Set<RtSocket>();
   #httpListeners: Map<string, HttpListener[]> | undefined;
+  #redis: Redis | undefined;
 
   constructor(o: RealtimeOptions) {
     this.#o = o;
@@ -132,6 +158,26 @@ export class Realtime {
       maxHttpBufferSize: MAX_CLIENT_MESSAGE_BYTES,
       connectTimeout: 10_000,
     });
+    const r = this.#o.redis;
+    if (r !== undefined) {
+      // The adapter duplicates this connection for its blocking XREAD and its pub/sub; keys and
+      // channels are named under the prefix explicitly (not ioredis keyPrefix, which channels ignore).
+      const redis = new Redis(r.url, { maxRetriesPerRequest: null });
+      redis.on('error', (err: Error) => this.#o.logger.warn('realtime redis connection', { err: err.message }));
+      this.#redis = redis;
+      io.adapter(
+        createAdapter(redis, {
+          streamName: `${r.prefix}socket.io`,
+          channelPrefix: `${r.prefix}socket.io`,
+          sessionKeyPrefix: `${r.prefix}sio:session:`,
+          // Short, so a stopping instance's reader ends soon after the adapter is closed.
+          blockTimeInMs: 1_000,
+          onlyPlaintext: true,
+        }),
+      );
+      io.on('delta', (event, payload, scope) => this.#publishLocal(event, payload as RealtimePayloads[typeof event], scope));
+      io.on('disconnect-user', (sub) => this.#disconnectLocal(sub));
+    }
     io.use((socket, next) => {
       this.#admit(socket).then(
         () => next(),
@@ -154,6 +200,12 @@ export class Realtime {
     this.#refreshing.clear();
     io.disconnectSockets(true);
     io.engine.close();
+    // io.close() would also close the HTTP server, which is not ours: close the adapter alone.
+    if (this.#redis) {
+      void io.of('/').adapter.close();
+      this.#redis.disconnect();
+      this.#redis = undefined;
+    }
     const server = this.#o.httpServer;
     for (const [event, before] of this.#httpListeners ?? []) {
       for (const l of server.listeners(event) as HttpListener[]) if (!before.includes(l)) server.removeListener(event, l);
@@ -171,9 +223,18 @@ export class Realtime {
   publish<E extends RealtimeEvent>(event: E, payload: RealtimePayloads[E], scope: RealtimeScope = {}): void {
     const io = this.#io;
     if (!io) return;
+    // Every other instance fans it out to its own sockets, handshakes included (see the header).
+    if (this.#redis) io.serverSideEmit('delta', event, payload, { ...(scope.buildingOrgId !== undefined ? { buildingOrgId: scope.buildingOrgId } : {}), ...(scope.unitIds !== undefined ? { unitIds: [...scope.unitIds] } : {}) });
+    this.#publishLocal(event, payload, scope);
+  }
+
+  /** A delta to this instance's sockets: those in the rooms concerned, and those in handshake. */
+  #publishLocal<E extends RealtimeEvent>(event: E, payload: RealtimePayloads[E], scope: RealtimeScope): void {
+    const io = this.#io;
+    if (!io) return;
     const others = scopeRooms(scope);
-    emit(io.to(DISPATCH_ROOM), event, payload);
-    if (others.length > 0) emit(io.to(others), event, redactFor(event, payload, others[0] as string));
+    emit(io.local.to(DISPATCH_ROOM), event, payload);
+    if (others.length > 0) emit(io.local.to(others), event, redactFor(event, payload, others[0] as string));
     if (this.#pending.size === 0) return;
     const rooms = new Set([DISPATCH_ROOM, ...others]);
     for (const p of this.#pending.values()) {
@@ -186,6 +247,11 @@ export class Realtime {
 
   /** Cut every socket of a user now (e.g. at logout or when the account is disabled). */
   disconnectUser(sub: string): void {
+    if (this.#redis) this.#io?.serverSideEmit('disconnect-user', sub);
+    this.#disconnectLocal(sub);
+  }
+
+  #disconnectLocal(sub: string): void {
     for (const s of this.#io?.of('/').sockets.values() ?? []) {
       if (s.data.principal.sub === sub) s.disconnect(true);
     }
@@ -244,7 +310,7 @@ export class Realtime {
       if (event === 'audit' && resumed.has((payload as AuditItem).id)) continue;
       emit(socket, event, payload as RealtimePayloads[typeof event]);
     }
-    // The in-memory adapter joins synchronously: no delta slips in between.
+    // Both adapters join locally and synchronously: no delta slips in between.
     void socket.join(pending.room);
     this.#arm(socket);
     socket.on('auth:refresh', (token: unknown, ack: unknown) => {

@@ -17,6 +17,8 @@ describe('loadConfig', () => {
         mqttHost: '127.0.0.1',
         mqttPort: 1883,
         redisUrl: undefined,
+        redisPrefix: 'sp:',
+        instanceId: undefined,
         dataDir: './data',
         demo: undefined,
         adminUser: undefined,
@@ -41,12 +43,18 @@ describe('loadConfig', () => {
       SP_HOST: '0.0.0.0', SP_PORT: '9090', SP_MQTT_HOST: '0.0.0.0', SP_MQTT_PORT: '1884', SP_DATA_DIR: '/var/lib/sp', SP_DEMO: 'off',
       SP_REDIS_URL: 'redis://127.0.0.1:6379', SP_ADMIN_USER: 'root', SP_ADMIN_PASSWORD: 'pw', SP_CORS_ORIGINS: 'https://a.example, https://b.example', SP_LOG_LEVEL: 'debug',
       SP_TRUST_PROXY: '1', SP_AUDIT_CHECKPOINT_ENTRIES: '500', SP_AUDIT_CHECKPOINT_SECONDS: '30', SP_AUDIT_RETENTION_DAYS: '3650', SP_AUDIT_ARCHIVE_DIR: '/var/archive',
+      SP_REDIS_PREFIX: 'site-7:', SP_INSTANCE_ID: 'gw-b',
     });
     expect(r).toMatchObject({
       ok: true,
       config: { host: '0.0.0.0', port: 9090, mqttHost: '0.0.0.0', mqttPort: 1884, dataDir: '/var/lib/sp', demo: 'off', redisUrl: 'redis://127.0.0.1:6379', adminUser: 'root', corsOrigins: ['https://a.example', 'https://b.example'], logLevel: 'debug',
-        trustProxy: 1, auditCheckpointEntries: 500, auditCheckpointSeconds: 30, auditRetentionDays: 3650, auditArchiveDir: '/var/archive' },
+        trustProxy: 1, auditCheckpointEntries: 500, auditCheckpointSeconds: 30, auditRetentionDays: 3650, auditArchiveDir: '/var/archive', redisPrefix: 'site-7:', instanceId: 'gw-b' },
     });
+  });
+
+  it('refuses a Redis prefix or instance id that could not name an MQTT client id or share group', () => {
+    const r = loadConfig({ SP_REDIS_PREFIX: 'a/b', SP_INSTANCE_ID: 'x+y' });
+    expect(r.ok ? [] : r.problems).toEqual([expect.stringMatching(/^SP_REDIS_PREFIX must be/), expect.stringMatching(/^SP_INSTANCE_ID must be/)]);
   });
 
   it('reads SP_METRICS_TOKEN; a short or spaced token is refused without being printed', () => {

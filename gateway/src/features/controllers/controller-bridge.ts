@@ -72,6 +72,18 @@ export interface ControllerBridgeOptions {
    * 0 records every dropped message. Default 10 s.
    */
   rejectedEveryMs?: number;
+  /**
+   * Topic filters to subscribe to (default GATEWAY_SUBSCRIPTIONS). Several instances (DESIGN §11)
+   * pass `scaledGatewaySubscriptions()`: events through a shared subscription, so each is handled
+   * by one instance (a redelivery to another is deduplicated by its audit key and classifyEvent),
+   * state and reply on every instance.
+   */
+  subscriptions?: readonly string[];
+  /**
+   * Messages the client received before start() (a persistent session hands its queue over right
+   * after CONNACK), held unacknowledged by whoever made the client: handled first, in order.
+   */
+  held?: () => [packet: IPublishPacket, done: (err?: Error) => void][];
   /** Confirmed deliveries and their latency, dropped messages, new events (issue 6). Default: nothing. */
   metrics?: Pick<Metrics, 'deliveryConfirmed' | 'messageRejected' | 'controllerEvent'>;
 }
@@ -130,8 +142,16 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
   readonly #rejections = new Map<string, RejectWindow>();
   /** A message failed: everything after it is left unacknowledged until the session resumes. */
   #redelivering = false;
-  readonly #onConnect = (): void => {
+  readonly #onConnect = (connack?: { sessionPresent?: boolean }): void => {
     this.#redelivering = false;
+    // A broker that restarted may say the session is there yet have lost some of its
+    // subscriptions (Mosquitto restores shared subscriptions less faithfully than plain ones), and
+    // mqtt.js re-subscribes only when the session is gone. Subscribing again is idempotent.
+    if (!this.#stopped && connack?.sessionPresent === true) {
+      this.#o.client.subscribe([...(this.#o.subscriptions ?? GATEWAY_SUBSCRIPTIONS)], { qos: 1 }, (err) => {
+        if (err) this.#o.logger.warn('re-subscribe after reconnect failed', { err: err.message });
+      });
+    }
   };
   #stopped = true;
   readonly #metrics: Pick<Metrics, 'deliveryConfirmed' | 'messageRejected' | 'controllerEvent'>;
@@ -166,7 +186,14 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
       );
     };
     client.on('connect', this.#onConnect);
-    await client.subscribeAsync(GATEWAY_SUBSCRIPTIONS, { qos: 1 });
+    // Not awaited: the client reads no further packet (SUBACKs included) until these are done.
+    for (const [packet, done] of this.#o.held?.() ?? []) client.handleMessage(packet, done);
+    const filters = [...(this.#o.subscriptions ?? GATEWAY_SUBSCRIPTIONS)];
+    // A persistent session from a run with other filters keeps them: drop the plain ones we no
+    // longer want, or the shared event subscription would come with a plain copy of every event.
+    const stale = GATEWAY_SUBSCRIPTIONS.filter((f) => !filters.includes(f));
+    if (stale.length > 0 && client.options.clean === false) await client.unsubscribeAsync(stale);
+    await client.subscribeAsync(filters, { qos: 1 });
   }
 
   stop(): void {

@@ -11,6 +11,7 @@ import { checkRedisPersistence } from '../../../src/adapters/redis-persistence.j
 import { PasswordHasher } from '../../../src/features/auth/passwords.js';
 import { Gateway } from '../../../src/gateway.js';
 import { memoryLogger } from '../../store/helpers.js';
+import { freePort } from '../../support/services.js';
 
 const children: ChildProcess[] = [];
 const dirs: string[] = [];
@@ -25,16 +26,6 @@ afterAll(async () => {
   for (const d of dirs) rmSync(d, { recursive: true, force: true });
 });
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 async function startRedis(args: string[]): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), 'sp-redis-'));
