@@ -102,7 +102,7 @@ export const CONFIG_SCHEMA = {
   mqttHost: setting('SP_MQTT_HOST', 'interface the embedded broker listens on', '127.0.0.1', host),
   mqttPort: setting('SP_MQTT_PORT', 'port the embedded broker listens on (0 = any free port)', 1883, int(0, 65535)),
   redisUrl: optional('SP_REDIS_URL', 'keep state in this Redis instead of the embedded store', redisUrl),
-  redisPrefix: setting('SP_REDIS_PREFIX', 'key prefix in SP_REDIS_URL: one per deployment, shared by its instances (also names its MQTT client ids and share group)', 'sp:', redisPrefix),
+  redisPrefix: setting('SP_REDIS_PREFIX', 'key prefix in SP_REDIS_URL: one per deployment, shared by its instances (also part of its MQTT client ids)', 'sp:', redisPrefix),
   instanceId: optional('SP_INSTANCE_ID', "this instance's name among those sharing SP_REDIS_URL (part of its MQTT client id; default the host name): set it apart for instances on one host", instanceId),
   dataDir: setting('SP_DATA_DIR', 'where runtime data (embedded store, generated keys, demo secrets) lives', './data', path),
   demo: optional('SP_DEMO', 'on|off: seed and run the demo district (default on for the embedded setup, off otherwise)', oneOf(['on', 'off'] as const)),
