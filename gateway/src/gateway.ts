@@ -18,7 +18,7 @@ import { NO_METRICS, type Metrics } from './features/metrics/metrics.js';
 import { checkRedisPersistence } from './adapters/redis-persistence.js';
 import { AuditLog, SYSTEM_ACTOR, buildingOfChain, type AuditInput } from './features/audit/audit-log.js';
 import { AuditRetention } from './features/audit/retention.js';
-import { auditRoutes } from './features/audit/routes.js';
+import { auditRoutes, chainsInScope } from './features/audit/routes.js';
 import { Realtime } from './adapters/realtime.js';
 import { DemoRuntime } from './demo/demo-runtime.js';
 import type { ControllerLive, Grant, Incident, User } from './domain/types.js';
@@ -221,8 +221,8 @@ export class Gateway {
     const gatewayKey = this.keys.gateway.current;
     // Every instance subscribes to every event with a plain persistent subscription; an event
     // handled by several instances is recorded once (its audit dedupe key) and classified once.
-    // A shared subscription ($share, protocol scaledGatewaySubscriptions) would spread the work,
-    // but the broker-restart fault test showed Mosquitto 2 losing the events a controller sent
+    // A shared subscription ($share) would spread the work (tried in 9c706d4), but the
+    // broker-restart fault test showed Mosquitto 2 losing the events a controller sent
     // between the broker's restart and the gateway's re-subscribe: a shared subscription is not
     // restored from persistence the way a plain one is. Until that is solved, no shared events.
     this.bridge = new ControllerBridge({ client: this.client, store: this.store, gatewayKey, boot: newId(), logger, audit: this.audit, metrics, held: () => held.splice(0) });
@@ -396,9 +396,8 @@ export class Gateway {
   /** Resume the live feed (DESIGN §6): the entries after `lastId` in the principal's scope. */
   async #auditSince(p: RealtimePrincipal, lastId: string): Promise<AuditItem[]> {
     if (!/^\d{1,20}$/.test(lastId)) throw new AppError('validation-failed', 'auth.lastAuditId must be an audit entry id');
-    let chains: string[] | undefined;
-    if (p.role === 'owner' && p.orgId !== undefined) chains = (await listAll(this.store, 'buildings', { field: 'orgId', value: p.orgId })).map((b) => `building:${b.id}`);
-    else if (p.role !== 'admin' && p.role !== 'dispatcher') return [];
+    const chains = await chainsInScope(this.store, p);
+    if (chains?.length === 0) return [];
     const out: AuditItem[] = [];
     let after = lastId;
     for (;;) {

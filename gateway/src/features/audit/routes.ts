@@ -127,6 +127,11 @@ async function chainsFor(store: StorePort, p: Principal, buildingId: string | un
     await visibleBuilding(store, buildingId, p);
     return [chainOf(buildingId)];
   }
+  return chainsInScope(store, p);
+}
+
+/** The chains a caller may read (REST and live feed alike): undefined = every chain. */
+export async function chainsInScope(store: StorePort, p: Pick<Principal, 'role' | 'orgId'>): Promise<string[] | undefined> {
   if (p.role === 'admin' || p.role === 'dispatcher') return undefined;
   if (p.role === 'owner' && p.orgId !== undefined) return (await listAll(store, 'buildings', { field: 'orgId', value: p.orgId })).map((b: Building) => chainOf(b.id));
   return [];

@@ -73,13 +73,6 @@ export interface ControllerBridgeOptions {
    */
   rejectedEveryMs?: number;
   /**
-   * Topic filters to subscribe to (default GATEWAY_SUBSCRIPTIONS). Several instances (DESIGN §11)
-   * pass `scaledGatewaySubscriptions()`: events through a shared subscription, so each is handled
-   * by one instance (a redelivery to another is deduplicated by its audit key and classifyEvent),
-   * state and reply on every instance.
-   */
-  subscriptions?: readonly string[];
-  /**
    * Messages the client received before start() (a persistent session hands its queue over right
    * after CONNACK), held unacknowledged by whoever made the client: handled first, in order.
    */
@@ -145,10 +138,10 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
   readonly #onConnect = (connack?: { sessionPresent?: boolean }): void => {
     this.#redelivering = false;
     // A broker that restarted may say the session is there yet have lost some of its
-    // subscriptions (Mosquitto restores shared subscriptions less faithfully than plain ones), and
-    // mqtt.js re-subscribes only when the session is gone. Subscribing again is idempotent.
+    // subscriptions, and mqtt.js re-subscribes only when the session is gone. Subscribing again
+    // is idempotent.
     if (!this.#stopped && connack?.sessionPresent === true) {
-      this.#o.client.subscribe([...(this.#o.subscriptions ?? GATEWAY_SUBSCRIPTIONS)], { qos: 1 }, (err) => {
+      this.#o.client.subscribe(GATEWAY_SUBSCRIPTIONS, { qos: 1 }, (err) => {
         if (err) this.#o.logger.warn('re-subscribe after reconnect failed', { err: err.message });
       });
     }
@@ -188,12 +181,7 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
     client.on('connect', this.#onConnect);
     // Not awaited: the client reads no further packet (SUBACKs included) until these are done.
     for (const [packet, done] of this.#o.held?.() ?? []) client.handleMessage(packet, done);
-    const filters = [...(this.#o.subscriptions ?? GATEWAY_SUBSCRIPTIONS)];
-    // A persistent session from a run with other filters keeps them: drop the plain ones we no
-    // longer want, or the shared event subscription would come with a plain copy of every event.
-    const stale = GATEWAY_SUBSCRIPTIONS.filter((f) => !filters.includes(f));
-    if (stale.length > 0 && client.options.clean === false) await client.unsubscribeAsync(stale);
-    await client.subscribeAsync(filters, { qos: 1 });
+    await client.subscribeAsync(GATEWAY_SUBSCRIPTIONS, { qos: 1 });
   }
 
   stop(): void {
