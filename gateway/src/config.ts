@@ -99,6 +99,18 @@ export const CONFIG_SCHEMA = {
   mqttUrl: optional('SP_MQTT_URL', 'use this MQTT broker instead of starting the embedded one', mqttUrl),
   mqttUsername: optional('SP_MQTT_USERNAME', "the gateway's user on the SP_MQTT_URL broker", text(128)),
   mqttPasswordFile: optional('SP_MQTT_PASSWORD_FILE', "file holding the gateway's password on the SP_MQTT_URL broker", path),
+  mqttAccounts: setting(
+    'SP_MQTT_ACCOUNTS',
+    "none|dynsec: who keeps controllers' accounts on the SP_MQTT_URL broker — the operator (none), or the gateway through Mosquitto 2's Dynamic Security plugin (dynsec; SP_MQTT_USERNAME must be allowed its $CONTROL/dynamic-security/# API, deploy/secrets/README.md)",
+    'none',
+    oneOf(['none', 'dynsec'] as const),
+  ),
+  mqttEvents: setting(
+    'SP_MQTT_EVENTS',
+    "all|shared: how instances sharing SP_REDIS_URL take controller events — each takes every event (all; deduplicated, safe across broker restarts) or one $share group per deployment spreads them (shared; on Mosquitto 2.0 events sent between a broker restart and the gateways' re-subscribe are lost, and a dead instance's share waits for it to return under its SP_INSTANCE_ID)",
+    'all',
+    oneOf(['all', 'shared'] as const),
+  ),
   mqttHost: setting('SP_MQTT_HOST', 'interface the embedded broker listens on', '127.0.0.1', host),
   mqttPort: setting('SP_MQTT_PORT', 'port the embedded broker listens on (0 = any free port)', 1883, int(0, 65535)),
   redisUrl: optional('SP_REDIS_URL', 'keep state in this Redis instead of the embedded store', redisUrl),
@@ -144,6 +156,9 @@ export function loadConfig(env: Readonly<Record<string, string | undefined>>): C
     else problems.push(`${s.env} ${parsed.problem}`);
   }
   if ((values.adminUser === undefined) !== (values.adminPassword === undefined)) problems.push('SP_ADMIN_USER and SP_ADMIN_PASSWORD go together: set both or neither');
+  if (values.mqttEvents === 'shared' && (values.mqttUrl === undefined || values.redisUrl === undefined)) problems.push('SP_MQTT_EVENTS=shared needs SP_MQTT_URL and SP_REDIS_URL: it spreads events over instances sharing a broker and Redis (aedes has no shared subscriptions)');
+  if (values.mqttAccounts === 'dynsec' && values.mqttUrl === undefined) problems.push('SP_MQTT_ACCOUNTS=dynsec needs SP_MQTT_URL: the embedded broker checks controllers itself');
+  if (values.mqttAccounts === 'dynsec' && values.mqttUrl !== undefined && values.mqttUsername === undefined) problems.push('SP_MQTT_ACCOUNTS=dynsec needs SP_MQTT_USERNAME (and SP_MQTT_PASSWORD_FILE): the broker account allowed to use the Dynamic Security API');
   if (problems.length > 0) return { ok: false, problems };
   const notes: string[] = [];
   if (values.mqttUrl !== undefined) {

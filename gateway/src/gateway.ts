@@ -13,6 +13,7 @@ import { hostname } from 'node:os';
 import type { IPublishPacket, MqttClient } from 'mqtt';
 import { join } from 'node:path';
 import { EmbeddedBroker } from './adapters/embedded-broker.js';
+import { DynsecClient, MosquittoAccounts } from './adapters/mosquitto-dynsec.js';
 import { PromMetrics } from './adapters/metrics.js';
 import { NO_METRICS, type Metrics } from './features/metrics/metrics.js';
 import { checkRedisPersistence } from './adapters/redis-persistence.js';
@@ -51,7 +52,24 @@ export interface GatewayOptions {
   dataDir: string;
   http: { host: string; port: number };
   /** An external broker, or the embedded one on host:port. */
-  mqtt: { url: string; username?: string; password?: string } | { embedded: { host: string; port: number } };
+  mqtt:
+    | {
+        url: string;
+        username?: string;
+        password?: string;
+        /** SP_MQTT_ACCOUNTS: `dynsec` = the gateway keeps controllers' accounts on this Mosquitto 2 (default `none`: the operator does). */
+        accounts?: 'none' | 'dynsec';
+        /** How long a Dynamic Security command may wait for its answer (default 5 s). */
+        accountsTimeoutMs?: number;
+        /**
+         * SP_MQTT_EVENTS: `all` (default) = every instance takes every controller event on its own
+         * persistent subscription (deduplicated); `shared` = through one `$share` group per
+         * deployment, each event to one instance (see ControllerBridgeOptions.events for the
+         * broker behaviour that makes `all` the default).
+         */
+        events?: 'all' | 'shared';
+      }
+    | { embedded: { host: string; port: number } };
   redisUrl?: string;
   redisPrefix?: string;
   /**
@@ -111,6 +129,9 @@ export class Gateway {
   #scheduler!: ExpiryScheduler;
   #server!: Server;
   #mqttUrl = '';
+  #dynsec: DynsecClient | undefined;
+  /** Controllers' broker accounts (SP_MQTT_ACCOUNTS=dynsec). */
+  accounts: MosquittoAccounts | undefined;
   /** Hooks for real-time fan-out and audit (wired by later features). */
   readonly listeners = { grant: [] as ((g: Grant) => void)[], incident: [] as ((i: Incident) => void)[] };
 
@@ -219,16 +240,35 @@ export class Gateway {
     // itself, and an 'error' without a listener would end the process (DESIGN §10 broker restart).
     this.client.on('error', (err) => logger.warn('MQTT connection error; reconnecting', { err: err.message }));
     const gatewayKey = this.keys.gateway.current;
-    // Every instance subscribes to every event with a plain persistent subscription; an event
-    // handled by several instances is recorded once (its audit dedupe key) and classified once.
-    // A shared subscription ($share) would spread the work (tried in 9c706d4), but the
-    // broker-restart fault test showed Mosquitto 2 losing the events a controller sent
-    // between the broker's restart and the gateway's re-subscribe: a shared subscription is not
-    // restored from persistence the way a plain one is. Until that is solved, no shared events.
-    this.bridge = new ControllerBridge({ client: this.client, store: this.store, gatewayKey, boot: newId(), logger, audit: this.audit, metrics, held: () => held.splice(0) });
+    // Controller events: by default every instance takes every event on its own plain persistent
+    // subscription (an event handled by several instances is recorded once: its audit dedupe key,
+    // classifyEvent). SP_MQTT_EVENTS=shared spreads them over the instances through one $share
+    // group per deployment, at the price ControllerBridgeOptions.events describes. Births and
+    // retries of syncs are claimed per controller with store leases held under this client id, so
+    // a restarted instance takes its own leases straight back.
+    const clientId = String(this.client.options.clientId);
+    const events = 'embedded' in this.#o.mqtt ? 'all' : (this.#o.mqtt.events ?? 'all');
+    this.bridge = new ControllerBridge({
+      client: this.client,
+      store: this.store,
+      gatewayKey,
+      boot: newId(),
+      logger,
+      audit: this.audit,
+      metrics,
+      held: () => held.splice(0),
+      events,
+      leaseOwner: clientId,
+      ...(this.#o.redisPrefix !== undefined ? { deployment: this.#o.redisPrefix } : {}),
+    });
     this.grants = new GrantService({ store: this.store, syncer: this.bridge, logger, audit: this.audit, metrics });
     this.tokens = new TokenService({ privateKeyPem: this.keys.jwt.privateKeyPem, publicKeyPem: this.keys.jwt.publicKeyPem, issuer: 'smart-passage', audience: 'smart-passage-api', store: this.store, logger });
     const limiter = new LoginLimiter({ store: this.store });
+    if (!('embedded' in this.#o.mqtt) && this.#o.mqtt.accounts === 'dynsec') {
+      const timeout = this.#o.mqtt.accountsTimeoutMs;
+      this.#dynsec = new DynsecClient({ client: this.client, logger, ...(timeout !== undefined ? { timeoutMs: timeout } : {}) });
+      this.accounts = new MosquittoAccounts({ dynsec: this.#dynsec, logger });
+    }
     this.#scheduler = new ExpiryScheduler({ target: this.grants, owner: this.instance, logger, tickMs: this.#o.tickMs ?? 500, onExpired: (g) => this.#emitGrant(g) });
     this.bridge.on('delivered', (_ctrl, ids) => {
       for (const id of ids) void this.store.get('grants', id).then((g) => g && this.#emitGrant(g));
@@ -270,7 +310,9 @@ export class Gateway {
           hasher,
           mqttUrl: () => this.#mqttUrl,
           gatewayKeys: () => [this.keys.gateway.current, ...(this.keys.gateway.next ? [this.keys.gateway.next] : [])].map((k) => ({ kid: k.kid, publicKey: k.publicKey })),
-          reservedIds: [service.username],
+          // The gateway's own broker account must never be replaced or deleted as a controller's.
+          reservedIds: [service.username, ...('embedded' in this.#o.mqtt || this.#o.mqtt.username === undefined ? [] : [this.#o.mqtt.username])],
+          ...(this.accounts ? { accounts: this.accounts } : {}),
           logger,
           onRemoved: (id) => {
             brokerAuth?.forget(id);
@@ -346,6 +388,11 @@ export class Gateway {
 
     if (this.broker) await this.#forgetPresence();
     await this.bridge.start();
+    // After the bridge: until it runs, a queued controller message would hold up every answer.
+    if (this.#dynsec && this.accounts) {
+      await this.#dynsec.start();
+      await this.#reconcileAccounts(this.accounts);
+    }
     if (this.#o.demo) {
       const gk = this.keys.gateway;
       this.demo = new DemoRuntime({
@@ -363,6 +410,33 @@ export class Gateway {
     await this.grants.reconcile();
     await this.#scheduler.start();
     this.retention.start();
+  }
+
+  /**
+   * The broker's controller accounts against the store (SP_MQTT_ACCOUNTS=dynsec): accounts of
+   * controllers no longer registered are deleted; registered controllers without an account are
+   * named, since only a new bundle can give them one (their passwords are stored hashed).
+   */
+  async #reconcileAccounts(accounts: MosquittoAccounts): Promise<void> {
+    const { logger } = this.#o;
+    const registered = async (): Promise<Set<string>> => {
+      const ids = new Set<string>();
+      let after: string | undefined;
+      for (;;) {
+        const page = await this.store.list('controllers', { limit: 500, ...(after !== undefined ? { after } : {}) });
+        for (const c of page) ids.add(c.id);
+        if (page.length < 500) return ids;
+        after = page[page.length - 1]?.id;
+      }
+    };
+    const r = await accounts.reconcile(registered, async (id) => (await this.store.get('controllers', id)) !== undefined);
+    if (r.deleted.length > 0) logger.info('broker accounts of removed controllers deleted', { count: r.deleted.length, ctrls: r.deleted.join(', ') });
+    if (r.missing.length > 0) {
+      logger.warn('REGISTERED CONTROLLERS WITHOUT A BROKER ACCOUNT: they cannot connect. Their passwords are stored only hashed, so each needs a new provisioning bundle (remove and register it again)', {
+        count: r.missing.length,
+        ctrls: r.missing.slice(0, 100).join(', '),
+      });
+    }
   }
 
   /**
@@ -507,6 +581,7 @@ export class Gateway {
     await this.retention?.stop();
     await this.#scheduler?.stop();
     this.bridge?.stop();
+    await this.#dynsec?.stop();
     await this.realtime?.stop();
     await this.demo?.stop();
     await new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()));

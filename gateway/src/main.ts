@@ -73,7 +73,7 @@ async function main(): Promise<number> {
       http: { host: config.host, port: config.port },
       mqtt:
         config.mqttUrl !== undefined
-          ? { url: config.mqttUrl, ...(config.mqttUsername !== undefined ? { username: config.mqttUsername } : {}), ...(mqttPassword !== undefined ? { password: mqttPassword } : {}) }
+          ? { url: config.mqttUrl, ...(config.mqttUsername !== undefined ? { username: config.mqttUsername } : {}), ...(mqttPassword !== undefined ? { password: mqttPassword } : {}), accounts: config.mqttAccounts, events: config.mqttEvents }
           : { embedded: { host: config.mqttHost, port: config.mqttPort } },
       ...(config.redisUrl !== undefined ? { redisUrl: config.redisUrl, redisPrefix: config.redisPrefix } : {}),
       ...(config.instanceId !== undefined ? { instanceId: config.instanceId } : {}),

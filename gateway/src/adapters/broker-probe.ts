@@ -25,7 +25,12 @@ export async function probeBroker(url: string, timeoutMs = 5_000): Promise<void>
       });
       client.once('error', (err) => {
         clearTimeout(timer);
-        reject(new BrokerUnreachableError(err.message));
+        // The probe has no account: a broker that refuses it (CONNACK 4 bad credentials, 5 not
+        // authorised) has answered, which is all this checks. The gateway's own connect, with its
+        // account, reports a wrong username or password.
+        const code = (err as { code?: unknown }).code;
+        if (code === 4 || code === 5) resolve();
+        else reject(new BrokerUnreachableError(err.message));
       });
       client.once('close', () => {
         clearTimeout(timer);

@@ -54,6 +54,20 @@ export class KeyStoreError extends Error {
   }
 }
 
+/** Every environment variable the key store reads (the table above), for checks of deployment files. */
+export const KEY_ENV = [
+  'SP_GATEWAY_KEY',
+  'SP_GATEWAY_KEY_FILE',
+  'SP_GATEWAY_KID',
+  'SP_GATEWAY_NEXT_KEY',
+  'SP_GATEWAY_NEXT_KID',
+  'SP_AUDIT_KEY',
+  'SP_AUDIT_KEY_FILE',
+  'SP_AUDIT_KID',
+  'SP_JWT_KEY',
+  'SP_JWT_KEY_FILE',
+] as const;
+
 const KID = /^[A-Za-z0-9._-]{1,64}$/;
 const FILES = { gateway: 'gateway.json', audit: 'audit.json', jwt: 'jwt.pem' } as const;
 

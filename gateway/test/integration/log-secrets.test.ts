@@ -8,6 +8,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { until } from '../support/http.js';
 import { endAll, signal, startMain, type Proc } from '../support/main-process.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sp-logsecrets-'));
@@ -16,16 +17,6 @@ afterAll(async () => {
   await endAll();
   rmSync(dir, { recursive: true, force: true });
 });
-
-async function until<T>(probe: () => T | undefined | Promise<T | undefined>, ms: number, what: string): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 interface DemoSecrets {
   passwords: Record<string, string>;

@@ -8,6 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { api, until } from '../support/http.js';
 import { endAll, signal, startMain as spawnMain, type Proc } from '../support/main-process.js';
 import { EmbeddedStore } from '../../src/store/embedded-store.js';
 
@@ -46,26 +47,6 @@ let tmp: string;
 const startMain = (settings: Record<string, string>): Proc => spawnMain(settings, tmp);
 
 
-
-async function until<T>(probe: () => T | undefined | Promise<T | undefined>, ms: number, what: string, everyMs = 50): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
-
-async function api<T = Record<string, unknown>>(base: string, path: string, o: { token?: string; body?: unknown } = {}): Promise<{ status: number; body: T }> {
-  const res = await fetch(`${base}${path}`, {
-    method: o.body === undefined ? 'GET' : 'POST',
-    headers: { ...(o.token ? { authorization: `Bearer ${o.token}` } : {}), ...(o.body === undefined ? {} : { 'content-type': 'application/json' }) },
-    ...(o.body === undefined ? {} : { body: JSON.stringify(o.body) }),
-  });
-  const text = await res.text();
-  return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
-}
 
 /** Start main on `dataDir` (both ports 0), read the banner, and log in as dispatch and responder. */
 async function startGateway(dataDir: string): Promise<Running> {

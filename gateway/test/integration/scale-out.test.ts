@@ -1,5 +1,7 @@
 // Scale-out (DESIGN §11, issue 6): three gateway processes on the machine's Mosquitto and Redis,
-// one key prefix and one set of keys. A grant made through A reaches a socket on C; A is killed
+// one key prefix and one set of keys, taking controller events through one shared subscription
+// (SP_MQTT_EVENTS=shared; the default, every instance taking every event, runs in the fault tests
+// and behind the proxy in proxy.test.ts). A grant made through A reaches a socket on C; A is killed
 // (SIGKILL, by its PID) mid-incident: the grant stays active, the events meant for A wait in its
 // session and are handled once when it returns, the expiry runs once and the building's audit
 // chain verifies.
@@ -8,7 +10,7 @@
 // controllers run in this process: the demo's fixed ids (ctl-sofa-01 …) would take over the MQTT
 // sessions of another run using them on the shared broker (gateway-services.test.ts runs them at
 // the same time), so no instance runs SP_DEMO. (Seeding twice is safe: seedDemo skips what exists.)
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,7 +24,8 @@ import type { Grant } from '../../src/domain/types.js';
 import { PasswordHasher } from '../../src/features/auth/passwords.js';
 import { RedisStore } from '../../src/store/index.js';
 import { deletePrefix, uniquePrefix } from '../store/helpers.js';
-import { endAll, signal, startMain, type Proc } from '../support/main-process.js';
+import { api, until } from '../support/http.js';
+import { endAll, sharedKeys, signal, startInstance, untilReady, type Proc } from '../support/main-process.js';
 import { freePort } from '../support/services.js';
 
 const MOSQUITTO_URL = process.env.SP_TEST_MOSQUITTO_URL ?? 'mqtt://127.0.0.1:1883';
@@ -34,14 +37,7 @@ const PASSWORDS = { admin: `admin-${run}`, dispatch: `dispatch-${run}` };
 const INSTANCES = ['a', 'b', 'c'] as const;
 type Name = (typeof INSTANCES)[number];
 
-const gatewayPair = generateRawKeyPair();
-const KEYS = {
-  SP_GATEWAY_KEY: gatewayPair.privateKey,
-  SP_GATEWAY_KID: `gw-${run}`,
-  SP_AUDIT_KEY: generateRawKeyPair().privateKey,
-  SP_AUDIT_KID: `audit-${run}`,
-  SP_JWT_KEY: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
-};
+const { env: KEYS, gatewayPublicKey } = sharedKeys(run);
 
 /** The demo district with this run's controller ids, so nothing on the shared broker is someone else's. */
 function district(): DemoDistrict {
@@ -56,25 +52,6 @@ const controllers: ReferenceController[] = [];
 let bld01Controllers: string[] = [];
 const sockets: Socket[] = [];
 
-
-const until = async <T>(probe: () => Promise<T | undefined> | T | undefined, ms: number, what: string): Promise<T> => {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined && v !== false) return v;
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-};
-
-async function api<T = Record<string, unknown>>(base: string, path: string, o: { token?: string; body?: unknown } = {}): Promise<{ status: number; body: T }> {
-  const res = await fetch(`${base}${path}`, {
-    method: o.body === undefined ? 'GET' : 'POST',
-    headers: { ...(o.token ? { authorization: `Bearer ${o.token}` } : {}), ...(o.body === undefined ? {} : { 'content-type': 'application/json' }) },
-    ...(o.body === undefined ? {} : { body: JSON.stringify(o.body) }),
-  });
-  return { status: res.status, body: (await res.json()) as T };
-}
 
 const http = (n: Name): string => {
   const p = procs.get(n);
@@ -93,7 +70,7 @@ beforeAll(async () => {
   const d = district();
   const hasher = new PasswordHasher();
   const bundles: ConstructorParameters<typeof ReferenceController>[0]['bundle'][] = [];
-  const gatewayKeys = [{ kid: KEYS.SP_GATEWAY_KID, publicKey: gatewayPair.publicKey }];
+  const gatewayKeys = [{ kid: KEYS.SP_GATEWAY_KID, publicKey: gatewayPublicKey }];
   await seedDemo(store, {
     passwords: PASSWORDS,
     hash: (pw) => hasher.hash(pw),
@@ -122,26 +99,13 @@ beforeAll(async () => {
 
 /** Start instance `n` (again, after a kill: same id, so the same MQTT session). */
 function launch(n: Name, port: number): void {
-  const proc = startMain(
-    {
-      ...KEYS,
-      SP_PORT: String(port),
-      SP_MQTT_URL: MOSQUITTO_URL,
-      SP_REDIS_URL: REDIS_URL,
-      SP_REDIS_PREFIX: prefix,
-      SP_INSTANCE_ID: n,
-      SP_DEMO: 'off',
-      SP_DATA_DIR: join(dir, n),
-      SP_LOG_LEVEL: 'warn',
-    },
-    dir,
-  );
+  const proc = startInstance({ id: n, port, keys: KEYS, mqttUrl: MOSQUITTO_URL, redisUrl: REDIS_URL, prefix, dir, settings: { SP_MQTT_EVENTS: 'shared' } });
   procs.set(n, { proc, http: `http://127.0.0.1:${port}` });
 }
 
 async function ready(n: Name): Promise<void> {
   const p = procs.get(n)!;
-  await until(async () => (await fetch(`${p.http}/api/v1/ready`).then((r) => r.ok, () => false)) || (p.proc.child.exitCode !== null ? Promise.reject(new Error(`instance ${n} exited\n${p.proc.err()}`)) : undefined), 30_000, `instance ${n} ready`);
+  await untilReady(p.proc, p.http);
 }
 
 afterAll(async () => {

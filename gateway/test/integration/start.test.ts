@@ -10,6 +10,7 @@ import { Aedes } from 'aedes';
 import { connectMqtt } from '@smart-passage/protocol/controller';
 import type { MqttClient } from 'mqtt';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { until } from '../support/http.js';
 import { endAll, startMain as spawnMain, type Proc } from '../support/main-process.js';
 
 /** A line of a JS stack trace: `    at fn (file.js:12:34)`. */
@@ -27,16 +28,6 @@ async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
     return await Promise.race([p, timeout]);
   } finally {
     clearTimeout(timer);
-  }
-}
-
-async function until<T>(probe: () => T | undefined | Promise<T | undefined>, ms: number, what: string): Promise<T> {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
   }
 }
 

@@ -17,6 +17,9 @@ import { join } from 'node:path';
 const REDIS_SERVER = process.env.SP_TEST_REDIS_SERVER ?? '/usr/bin/redis-server';
 const MOSQUITTO = process.env.SP_TEST_MOSQUITTO ?? '/usr/sbin/mosquitto';
 const MOSQUITTO_PASSWD = process.env.SP_TEST_MOSQUITTO_PASSWD ?? '/usr/bin/mosquitto_passwd';
+const MOSQUITTO_CTRL = process.env.SP_TEST_MOSQUITTO_CTRL ?? '/usr/bin/mosquitto_ctrl';
+/** Mosquitto's Dynamic Security plugin (eclipse-mosquitto:2 has it at /usr/lib/mosquitto_dynamic_security.so). */
+const MOSQUITTO_DYNSEC = process.env.SP_TEST_MOSQUITTO_DYNSEC ?? '/usr/lib/x86_64-linux-gnu/mosquitto_dynamic_security.so';
 
 /** Keep at most this much of a server's output, for the message of a failing test. */
 const MAX_LOG = 32_000;
@@ -175,6 +178,11 @@ export interface MosquittoOptions {
   users?: Record<string, string>;
   /** Keep retained messages and persistent sessions in the data dir across restarts (default true). */
   persistence?: boolean;
+  /**
+   * Load the Dynamic Security plugin with a config made by `mosquitto_ctrl dynsec init` for this
+   * admin account (kept in the server's dir, so across restarts). Replaces `users`.
+   */
+  dynsec?: { admin: { username: string; password: string } };
 }
 
 /**
@@ -202,7 +210,11 @@ export async function startMosquitto(o: MosquittoOptions = {}): Promise<PrivateS
     lines.push('persistence true', `persistence_location ${join(dir, 'data')}/`, 'autosave_interval 1');
   }
   const users = Object.entries(o.users ?? {});
-  if (users.length > 0) {
+  if (o.dynsec) {
+    const file = join(dir, 'dynamic-security.json');
+    execFileSync(MOSQUITTO_CTRL, ['dynsec', 'init', file, o.dynsec.admin.username, o.dynsec.admin.password], { stdio: 'ignore' });
+    lines.push(`plugin ${MOSQUITTO_DYNSEC}`, `plugin_opt_config_file ${file}`);
+  } else if (users.length > 0) {
     const file = join(dir, 'passwd');
     writeFileSync(file, '', { mode: 0o600 });
     for (const [user, password] of users) execFileSync(MOSQUITTO_PASSWD, ['-b', file, user, password], { stdio: 'ignore' });
@@ -214,4 +226,13 @@ export async function startMosquitto(o: MosquittoOptions = {}): Promise<PrivateS
   started.add(server);
   await server.start();
   return server;
+}
+
+/**
+ * `mosquitto_ctrl dynsec <args>` against a private broker as `admin` (the tool deployment uses):
+ * returns its output. mosquitto_ctrl exits 0 even when the plugin refuses a command, so its
+ * output says whether it worked ("Error: …").
+ */
+export function dynsecCtrl(server: PrivateServer, admin: { username: string; password: string }, args: string[]): string {
+  return execFileSync(MOSQUITTO_CTRL, ['-h', '127.0.0.1', '-p', String(server.port), '-u', admin.username, '-P', admin.password, 'dynsec', ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }

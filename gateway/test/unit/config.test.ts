@@ -14,6 +14,8 @@ describe('loadConfig', () => {
         mqttUrl: undefined,
         mqttUsername: undefined,
         mqttPasswordFile: undefined,
+        mqttAccounts: 'none',
+        mqttEvents: 'all',
         mqttHost: '127.0.0.1',
         mqttPort: 1883,
         redisUrl: undefined,
@@ -101,6 +103,21 @@ describe('loadConfig', () => {
       ],
     });
     expect(loadConfig({ SP_ADMIN_USER: 'root' })).toEqual({ ok: false, problems: ['SP_ADMIN_USER and SP_ADMIN_PASSWORD go together: set both or neither'] });
+  });
+
+  it('reads SP_MQTT_EVENTS; shared needs an external broker and Redis', () => {
+    const scaled = { SP_MQTT_URL: 'mqtt://broker:1883', SP_REDIS_URL: 'redis://redis:6379' };
+    expect(loadConfig({ ...scaled, SP_MQTT_EVENTS: 'shared' })).toMatchObject({ ok: true, config: { mqttEvents: 'shared' } });
+    expect(loadConfig({ SP_MQTT_URL: 'mqtt://broker:1883', SP_MQTT_EVENTS: 'shared' })).toEqual({ ok: false, problems: [expect.stringMatching(/^SP_MQTT_EVENTS=shared needs SP_MQTT_URL and SP_REDIS_URL/)] });
+    expect(loadConfig({ SP_MQTT_EVENTS: 'some' })).toEqual({ ok: false, problems: ["SP_MQTT_EVENTS must be one of all|shared, got 'some'"] });
+  });
+
+  it('reads SP_MQTT_ACCOUNTS; dynsec needs an external broker and the account that may use its API', () => {
+    const url = { SP_MQTT_URL: 'mqtt://127.0.0.1:1883' };
+    expect(loadConfig({ ...url, SP_MQTT_USERNAME: 'gateway', SP_MQTT_ACCOUNTS: 'dynsec' })).toMatchObject({ ok: true, config: { mqttAccounts: 'dynsec' } });
+    expect(loadConfig({ SP_MQTT_ACCOUNTS: 'dynsec' })).toEqual({ ok: false, problems: ['SP_MQTT_ACCOUNTS=dynsec needs SP_MQTT_URL: the embedded broker checks controllers itself'] });
+    expect(loadConfig({ ...url, SP_MQTT_ACCOUNTS: 'dynsec' })).toEqual({ ok: false, problems: [expect.stringMatching(/^SP_MQTT_ACCOUNTS=dynsec needs SP_MQTT_USERNAME/)] });
+    expect(loadConfig({ SP_MQTT_ACCOUNTS: 'passwd' })).toEqual({ ok: false, problems: ["SP_MQTT_ACCOUNTS must be one of none|dynsec, got 'passwd'"] });
   });
 
   it('notes embedded-broker settings that SP_MQTT_URL makes moot', () => {

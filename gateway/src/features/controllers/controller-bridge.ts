@@ -8,8 +8,35 @@
  * When handling a message fails, it is left unacknowledged and the connection is dropped, so the
  * broker hands it back on the resumed session (see #redeliver).
  *
- * Constructor stores; start() subscribes; stop() cancels retries. The MQTT client is owned by
- * the adapter that made it (with TCP_NODELAY and a persistent session).
+ * Several instances (DESIGN §11) share the store and the broker, and every one sees every birth,
+ * will and reply (state and reply are plain subscriptions on each). Who sends a `grants.sync`:
+ * - A change made on this instance (GrantService → sync()) goes out at once, whoever holds the
+ *   controller's lease: it is a new version, and a controller takes any sync as the desired state
+ *   (PROTOCOL §5). The retries are then the lease holder's. This instance takes the lease `sync:<ctrl>`
+ *   if it is free (and so retries itself); if another instance holds it, that holder's next retry
+ *   reads the desired set afresh and so carries the change, and the holder, when a reply covers
+ *   the version it was retrying, reads the desired version again and keeps on while the
+ *   controller is still behind — so a change is never left without someone retrying it. The
+ *   holder's backoff (≤ maxRetryMs) delays only a retry of a send that was not applied at once.
+ * - A birth showing the controller behind (PROTOCOL §6.3): only the instance that takes the lease
+ *   sends, so N instances send once.
+ * - Retries (PROTOCOL §5.8): only the holder; each renews the lease for the next backoff plus
+ *   `leaseGraceMs`, and a retry that finds the lease taken by another instance stops. Retrying
+ *   stops, and the lease is released, when a reply (or the live state) shows the controller at or
+ *   above the desired version, when the controller goes offline (its next birth sends), or when
+ *   it rejects the set (not retried, §5.8).
+ * - A holder that died: its lease runs out, and the reconcile (every `reconcileMs`) of any
+ *   instance takes over each online controller still behind its desired version with no lease
+ *   held. It looks only at candidates — the controllers this instance saw behind (births, its own
+ *   sends) and not since seen applied, plus those with a pending delivery in an open grant — so a
+ *   fleet in step costs it one read of the open grants, not a round trip per controller. A change
+ *   that ends a grant or blocks a tag, made by an instance that died before any other instance
+ *   held the lease, leaves no such trace: the controller's next birth, or the grant service's
+ *   reconcile at the next start, sends it.
+ *
+ * Constructor stores; start() subscribes and starts the reconcile; stop() cancels retries and
+ * releases the leases held. The MQTT client is owned by the adapter that made it (with
+ * TCP_NODELAY and a persistent session).
  */
 import { EventEmitter } from 'node:events';
 import type { IPublishPacket, MqttClient } from 'mqtt';
@@ -17,10 +44,12 @@ import {
   buildMessage,
   controllerTopic,
   GATEWAY_SUBSCRIPTIONS,
+  gatewayShareGroup,
   MAX_COMMAND_TTL_MS,
   MAX_PAYLOAD_BYTES,
   openMessage,
   parseControllerTopic,
+  scaledGatewaySubscriptions,
   trustedKeys,
   TYPES_BY_TOPIC,
   type AuditItem,
@@ -60,6 +89,47 @@ export interface ControllerBridgeOptions {
   /** First sync retry after this long without an answer, doubling up to `maxRetryMs`. */
   retryMs?: number;
   maxRetryMs?: number;
+  /**
+   * Who this instance is when it holds a sync lease (`sync:<ctrl>`). Default `boot`, new at every
+   * start: then a restarted instance finds the leases of its previous run held until they run
+   * out. A name unique among the instances and kept across restarts (its MQTT client id, say)
+   * lets it take them straight back.
+   */
+  leaseOwner?: string;
+  /**
+   * A sync lease outlives the retry it covers by this much, so a live holder keeps it and a dead
+   * one loses it this long after its retry was due. Default 10 s.
+   */
+  leaseGraceMs?: number;
+  /**
+   * Every this many ms, take over online controllers left behind their desired version with no
+   * sync lease held (a holder that died mid-retry; see the class comment). Default 15 s; 0: never.
+   */
+  reconcileMs?: number;
+  /**
+   * How controller events reach this instance (DESIGN §11). Default 'all'.
+   * - 'all': every instance subscribes to `sp/v1/c/+/evt` and handles every event; the store's
+   *   event dedupe (PROTOCOL §7.8) and the audit's dedupe key make all but the first a duplicate.
+   * - 'shared': events through the shared subscription `$share/<group>/sp/v1/c/+/evt` (the group
+   *   from `deployment`), so the broker hands each event to one instance; state and reply stay
+   *   plain on every instance (each keeps its own sync and command bookkeeping). On a persistent
+   *   session the plain event filter a previous 'all' run left is unsubscribed.
+   * Why 'all' stays the default — seen on Mosquitto 2.0.11: a persistent session's `$share`
+   * subscription is not restored from persistence after a broker restart (plain ones are), so the
+   * events published between the broker's restart and this instance's re-subscribe (on reconnect,
+   * below) go to no one and are lost; and Mosquitto keeps queueing a dead member's share of the
+   * events in its session until it comes back under the same client id (they are late, not lost,
+   * and only if it does come back). Events of one controller handled by several instances may
+   * also be classified out of order, so a gap is audited as `controller.events-missing` and the
+   * event that filled it then taken as late (PROTOCOL §7.8).
+   */
+  events?: 'all' | 'shared';
+  /**
+   * The deployment these instances form (its Redis key prefix, SP_REDIS_PREFIX): names the share
+   * group (`gatewayShareGroup`). With it set, 'all' also drops, on a persistent session, the share
+   * subscription a previous 'shared' run left. Default: the group GATEWAY_SHARE_GROUP.
+   */
+  deployment?: string;
   /**
    * The audit trail (DESIGN §8; issue 4). Controller events, gaps, dropped messages, confirmed
    * deliveries, finished door commands and presence changes are recorded here, each before the
@@ -115,20 +185,45 @@ interface RejectWindow {
   timer: NodeJS.Timeout | undefined;
 }
 
+/** A sync whose retries this instance owns: it holds the lease `sync:<ctrl>` (see the class comment). */
 interface PendingSync {
-  ctrl: string;
   version: number;
   timer: NodeJS.Timeout;
   delayMs: number;
 }
 
+/** The store lease that claims a controller's birth syncs and retries (DESIGN §11). */
+const syncLease = (ctrl: string) => `sync:${ctrl}`;
+
+/** Set `ctrl` → `version` in a map kept to MAX_TRACKED entries (the oldest goes first). */
+function remember(m: Map<string, number>, ctrl: string, version: number): void {
+  if (!m.has(ctrl) && m.size >= MAX_TRACKED) {
+    const oldest = m.keys().next();
+    if (oldest.done !== true) m.delete(oldest.value);
+  }
+  m.set(ctrl, Math.max(version, m.get(ctrl) ?? 0));
+}
+
 export class ControllerBridge extends EventEmitter<BridgeEvents> {
   readonly #o: ControllerBridgeOptions;
   readonly #now: () => number;
+  /** Our name on the sync leases we hold. */
+  readonly #owner: string;
   /** Per registered controller: the keys it signs with and its building (the chain of its entries). */
   readonly #known = new Map<string, { keys: TrustedKeys; buildingId: string }>();
-  /** Outstanding sync per controller (the latest only: syncs are desired state, PROTOCOL §5). */
+  /**
+   * Syncs this instance retries, holding their lease: the latest per controller only (syncs are
+   * desired state, PROTOCOL §5).
+   */
   readonly #pending = new Map<string, PendingSync>();
+  /** Controllers seen behind (a birth, a send of ours) → the version they must reach: reconcile candidates. */
+  readonly #behind = new Map<string, number>();
+  /** Controllers that rejected a sync → the desired version then: not retried up to it (PROTOCOL §5.8). */
+  readonly #rejectedAt = new Map<string, number>();
+  #reconcileTimer: NodeJS.Timeout | undefined;
+  #reconciling = false;
+  /** What start() subscribed to, subscribed again after a reconnect. */
+  #filters: string[] = [...GATEWAY_SUBSCRIPTIONS];
   readonly #byRef = new Map<string, string>();
   /** Door commands by id, so a `done` reply can be audited as what it finished. */
   readonly #commands = new Map<string, SentCommand>();
@@ -141,7 +236,7 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
     // subscriptions, and mqtt.js re-subscribes only when the session is gone. Subscribing again
     // is idempotent.
     if (!this.#stopped && connack?.sessionPresent === true) {
-      this.#o.client.subscribe(GATEWAY_SUBSCRIPTIONS, { qos: 1 }, (err) => {
+      this.#o.client.subscribe(this.#filters, { qos: 1 }, (err) => {
         if (err) this.#o.logger.warn('re-subscribe after reconnect failed', { err: err.message });
       });
     }
@@ -153,6 +248,7 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
     super();
     this.#o = o;
     this.#now = o.now ?? Date.now;
+    this.#owner = o.leaseOwner ?? o.boot;
     this.#metrics = o.metrics ?? NO_METRICS;
   }
 
@@ -181,14 +277,38 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
     client.on('connect', this.#onConnect);
     // Not awaited: the client reads no further packet (SUBACKs included) until these are done.
     for (const [packet, done] of this.#o.held?.() ?? []) client.handleMessage(packet, done);
-    await client.subscribeAsync(GATEWAY_SUBSCRIPTIONS, { qos: 1 });
+    const shared = scaledGatewaySubscriptions(gatewayShareGroup(this.#o.deployment));
+    this.#filters = this.#o.events === 'shared' ? shared : [...GATEWAY_SUBSCRIPTIONS];
+    // A persistent session from a run in the other mode keeps its filters: drop the event filter we
+    // no longer want, or each event would come twice (plain and shared). Without `deployment`, an
+    // 'all' run cannot know which group an earlier 'shared' run used.
+    if (client.options.clean === false && (this.#o.events === 'shared' || this.#o.deployment !== undefined)) {
+      const stale = [...GATEWAY_SUBSCRIPTIONS, ...shared].filter((f) => !this.#filters.includes(f));
+      if (stale.length > 0) await client.unsubscribeAsync([...new Set(stale)]);
+    }
+    await client.subscribeAsync(this.#filters, { qos: 1 });
+    const every = this.#o.reconcileMs ?? 15_000;
+    if (every > 0) {
+      this.#reconcileTimer = setInterval(() => {
+        this.#reconcile().catch((err: unknown) => this.#o.logger.warn('sync reconcile failed; the next one tries again', { err: String(err) }));
+      }, every);
+      this.#reconcileTimer.unref();
+    }
   }
 
+  /** Cancels retries and releases their leases (not awaited): another instance's reconcile takes over. */
   stop(): void {
     this.#stopped = true;
     this.#o.client.off('connect', this.#onConnect);
-    for (const p of this.#pending.values()) clearTimeout(p.timer);
+    clearInterval(this.#reconcileTimer);
+    this.#reconcileTimer = undefined;
+    for (const [ctrl, p] of this.#pending) {
+      clearTimeout(p.timer);
+      this.#release(ctrl);
+    }
     this.#pending.clear();
+    this.#behind.clear();
+    this.#rejectedAt.clear();
     this.#byRef.clear();
     this.#commands.clear();
     for (const [key, w] of this.#rejections) {
@@ -223,28 +343,149 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
   // ── Desired state out ───────────────────────────────────────────────────────────────────────
 
   /**
-   * Send the controller its complete desired set at its current desired version, and keep
-   * re-sending with backoff until it answers applied or stale (PROTOCOL §5.8).
+   * A change made here (PROTOCOL §5.8): send the controller its complete desired set at its current
+   * desired version now, whoever holds its lease, and take the lease — and the retries until it
+   * answers applied or stale — if no other instance holds it (see the class comment).
    */
   async sync(ctrl: string): Promise<void> {
-    const { store, gatewayKey, boot } = this.#o;
+    const { store } = this.#o;
     const version = await store.desiredVersion(ctrl);
     if (version === 0) return;
-    const grants = await this.#desired(ctrl);
     const live = await store.get('controllerLive', ctrl);
-    const seq = await store.nextSeq(ctrl, live?.lastSeq);
-    const msg = buildMessage({ type: 'grants.sync', ctrl, seq, boot, body: { version, grants }, key: gatewayKey, iat: this.#now() });
+    await this.#publishSync(ctrl, version, live);
+    remember(this.#behind, ctrl, version);
+    // Retries only while it is online; its next birth sends otherwise (PROTOCOL §5.8).
+    if (live?.online !== true || this.#stopped) return;
+    const delayMs = this.#delayFor(ctrl, version);
+    if (await store.acquireLease(syncLease(ctrl), this.#owner, delayMs + this.#graceMs())) this.#schedule(ctrl, version, delayMs);
+  }
+
+  /**
+   * A birth behind, or the reconcile: send and retry only if this instance takes the lease (or
+   * holds it already). False when another instance holds it.
+   */
+  async #claim(ctrl: string, version: number, live: ControllerLive): Promise<boolean> {
+    const delayMs = this.#delayFor(ctrl, version);
+    if (this.#stopped || !(await this.#o.store.acquireLease(syncLease(ctrl), this.#owner, delayMs + this.#graceMs()))) return false;
+    await this.#publishSync(ctrl, version, live);
+    this.#schedule(ctrl, version, delayMs);
+    return true;
+  }
+
+  /** The holder's retry: the current desired set again, while the controller is online and behind. */
+  async #retry(ctrl: string): Promise<void> {
+    const { store } = this.#o;
+    const p = this.#pending.get(ctrl);
+    if (!p || this.#stopped) return;
+    const live = await store.get('controllerLive', ctrl);
+    const version = await store.desiredVersion(ctrl);
+    if (this.#pending.get(ctrl) !== p) return; // a reply or a birth moved on meanwhile
+    if (live?.online !== true || live.appliedVersion >= version) {
+      // Offline: its next birth sends (PROTOCOL §5.8). In step: a reply we did not see said so.
+      await this.#finish(ctrl);
+      return;
+    }
+    const delayMs = this.#delayFor(ctrl, version);
+    if (!(await store.acquireLease(syncLease(ctrl), this.#owner, delayMs + this.#graceMs()))) {
+      // Our lease ran out and another instance took the controller over: its retries now.
+      if (this.#pending.get(ctrl) === p) this.#drop(ctrl);
+      this.#o.logger.debug('sync retries left to the lease holder', { ctrl });
+      return;
+    }
+    if (this.#pending.get(ctrl) !== p || this.#stopped) {
+      if (!this.#pending.has(ctrl)) this.#release(ctrl);
+      return;
+    }
+    await this.#publishSync(ctrl, version, live);
+    this.#schedule(ctrl, version, delayMs);
+  }
+
+  /** Backoff: doubling while the same version goes unanswered, from `retryMs` for a new one. */
+  #delayFor(ctrl: string, version: number): number {
+    const p = this.#pending.get(ctrl);
+    return p && p.version === version ? Math.min(p.delayMs * 2, this.#o.maxRetryMs ?? 30_000) : (this.#o.retryMs ?? 2_000);
+  }
+
+  #graceMs(): number {
+    return this.#o.leaseGraceMs ?? 10_000;
+  }
+
+  /** Retry in `delayMs` (this instance holds the lease for at least that long). */
+  #schedule(ctrl: string, version: number, delayMs: number): void {
     const prev = this.#pending.get(ctrl);
     if (prev) clearTimeout(prev.timer);
-    const delayMs = prev && prev.version === version ? Math.min(prev.delayMs * 2, this.#o.maxRetryMs ?? 30_000) : (this.#o.retryMs ?? 2_000);
     const timer = setTimeout(() => {
-      if (!this.#stopped) this.sync(ctrl).catch((err: unknown) => this.#o.logger.warn('sync retry failed', { ctrl, err: String(err) }));
+      if (!this.#stopped) this.#retry(ctrl).catch((err: unknown) => this.#o.logger.warn('sync retry failed', { ctrl, err: String(err) }));
     }, delayMs);
     timer.unref();
-    this.#pending.set(ctrl, { ctrl, version, timer, delayMs });
+    this.#pending.set(ctrl, { version, timer, delayMs });
+  }
+
+  /** Stop retrying, lease kept (someone else holds it now). */
+  #drop(ctrl: string): void {
+    const p = this.#pending.get(ctrl);
+    if (p) clearTimeout(p.timer);
+    this.#pending.delete(ctrl);
+  }
+
+  /** The exchange is over (PROTOCOL §5.8): stop retrying and let the lease go. */
+  async #finish(ctrl: string): Promise<void> {
+    this.#drop(ctrl);
+    try {
+      await this.#o.store.releaseLease(syncLease(ctrl), this.#owner);
+    } catch (err) {
+      // It runs out by itself; until then a birth behind finds it held, and waits for the reconcile.
+      this.#o.logger.warn('sync lease not released', { ctrl, err: String(err) });
+    }
+  }
+
+  #release(ctrl: string): void {
+    this.#o.store.releaseLease(syncLease(ctrl), this.#owner).catch((err: unknown) => this.#o.logger.warn('sync lease not released', { ctrl, err: String(err) }));
+  }
+
+  async #publishSync(ctrl: string, version: number, live: ControllerLive | undefined): Promise<void> {
+    const { store, gatewayKey, boot } = this.#o;
+    const grants = await this.#desired(ctrl);
+    const seq = await store.nextSeq(ctrl, live?.lastSeq);
+    const msg = buildMessage({ type: 'grants.sync', ctrl, seq, boot, body: { version, grants }, key: gatewayKey, iat: this.#now() });
     this.#byRef.set(msg.id, ctrl);
     this.#publish(controllerTopic(ctrl, 'sync'), JSON.stringify(msg));
     this.#o.logger.debug('sync sent', { ctrl, version, grants: grants.length, seq });
+  }
+
+  /**
+   * Take over what a dead holder left (see the class comment): online controllers behind their
+   * desired version whose lease nobody holds. Candidates only, so its cost follows the controllers
+   * behind and the open grants, not the fleet. Returns how many it took over.
+   */
+  async #reconcile(): Promise<number> {
+    if (this.#reconciling || this.#stopped) return 0;
+    this.#reconciling = true;
+    try {
+      const { store } = this.#o;
+      const candidates = new Set(this.#behind.keys());
+      for (const g of await openGrants(store)) for (const d of g.deliveries) if (d.state === 'pending') candidates.add(d.controllerId);
+      let taken = 0;
+      for (const ctrl of candidates) {
+        if (this.#stopped) break;
+        if (this.#pending.has(ctrl)) continue; // ours, being retried
+        const live = await store.get('controllerLive', ctrl);
+        const desired = await store.desiredVersion(ctrl);
+        if (live?.online !== true || live.appliedVersion >= desired) {
+          // In step, or offline (its next birth sends): nothing to take over.
+          this.#behind.delete(ctrl);
+          continue;
+        }
+        if ((this.#rejectedAt.get(ctrl) ?? 0) >= desired || this.#pending.has(ctrl)) continue;
+        if (await this.#claim(ctrl, desired, live)) {
+          taken += 1;
+          this.#o.logger.info('sync taken over by the reconcile', { ctrl, desired, applied: live.appliedVersion });
+        }
+      }
+      return taken;
+    } finally {
+      this.#reconciling = false;
+    }
   }
 
   /** Publish a one-shot command (PROTOCOL §7); never retried, expires in 10 s. Returns its id. */
@@ -369,11 +610,14 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
     const cur = (await store.get('controllerLive', ctrl)) ?? emptyLive(ctrl);
     const change = applyState(cur, msg, { receivedAt: this.#now(), retained });
     if (change.live === cur) return;
+    // A controller's applied version only grows within a boot: a birth of the live boot handled
+    // late (another instance saw a reply since) or a retained copy must not take it back.
+    const live = change.live.online && cur.boot === change.live.boot && cur.appliedVersion > change.live.appliedVersion ? { ...change.live, appliedVersion: cur.appliedVersion } : change.live;
     // Audited before the live state moves: a redelivered birth or will finds the change again
     // and its entries deduplicated (keyed by the message id).
     if (audit) for (const input of presenceInputs(ctrl, cur, change, msg, buildingId)) await audit.record(input);
-    await store.put('controllerLive', change.live);
-    this.emit('controller', change.live);
+    await store.put('controllerLive', live);
+    this.emit('controller', live);
     if (!msg.body.online) return;
     // PROTOCOL §6.3: on every birth, bring the controller to the desired version.
     let desired = await store.desiredVersion(ctrl);
@@ -382,8 +626,15 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
       desired = await store.bumpDesiredVersion(ctrl, msg.body.appliedVersion);
     }
     if (desired === 0) return;
-    if (msg.body.appliedVersion < desired) await this.sync(ctrl);
-    else await this.#confirm(ctrl, msg.body.appliedVersion);
+    this.#rejectedAt.delete(ctrl); // a birth behind gets the set again, rejected before or not
+    if (live.appliedVersion < desired) {
+      remember(this.#behind, ctrl, desired);
+      // Every instance sees the birth; the one that takes the lease sends (DESIGN §11).
+      await this.#claim(ctrl, desired, live);
+    } else {
+      this.#behind.delete(ctrl);
+      await this.#confirm(ctrl, live.appliedVersion);
+    }
   }
 
   async #onReply(ctrl: string, body: BodyOf<'reply'>, buildingId: string): Promise<void> {
@@ -397,12 +648,15 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
     }
     this.emit('reply', ctrl, body);
     this.#byRef.delete(body.ref);
+    const { store } = this.#o;
     const p = this.#pending.get(ctrl);
     if (body.status === 'rejected') {
-      // The same set would be rejected again: stop retrying until the desired state changes.
-      if (p && body.appliedVersion !== undefined) {
-        clearTimeout(p.timer);
-        this.#pending.delete(ctrl);
+      // A sync's rejection (it carries appliedVersion, a command's does not): the same set would be
+      // rejected again, so no instance retries it until the desired state changes (PROTOCOL §5.8).
+      if (body.appliedVersion !== undefined) {
+        remember(this.#rejectedAt, ctrl, p?.version ?? (await store.desiredVersion(ctrl)));
+        this.#behind.delete(ctrl);
+        if (p && this.#pending.get(ctrl) === p) await this.#finish(ctrl);
       }
       this.#o.logger.error('controller rejected a message', { ctrl, code: body.code, ref: body.ref });
       return;
@@ -410,11 +664,22 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
     // applied/stale of a sync (ours or another instance's) says how far the controller is.
     if (body.appliedVersion === undefined) return;
     const applied = body.appliedVersion;
+    if ((this.#behind.get(ctrl) ?? Infinity) <= applied) this.#behind.delete(ctrl);
+    await store.update('controllerLive', ctrl, (cur) => (cur.appliedVersion >= applied ? undefined : { ...cur, appliedVersion: applied }));
     if (p && applied >= p.version) {
-      clearTimeout(p.timer);
-      this.#pending.delete(ctrl);
+      // The version we retried is in. A change made on another instance meanwhile went out from
+      // there at once and left the retries to us, the holder: keep on while it is behind.
+      const desired = await store.desiredVersion(ctrl);
+      if (this.#pending.get(ctrl) === p) {
+        if (desired > applied) {
+          const delayMs = this.#o.retryMs ?? 2_000;
+          this.#schedule(ctrl, desired, delayMs);
+          if (!(await store.acquireLease(syncLease(ctrl), this.#owner, delayMs + this.#graceMs()))) this.#drop(ctrl);
+        } else {
+          await this.#finish(ctrl);
+        }
+      }
     }
-    await this.#o.store.update('controllerLive', ctrl, (cur) => (cur.appliedVersion >= applied ? undefined : { ...cur, appliedVersion: applied }));
     await this.#confirm(ctrl, applied);
   }
 

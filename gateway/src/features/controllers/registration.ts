@@ -20,10 +20,11 @@ import {
   type Logger,
 } from '@smart-passage/protocol';
 import type { Controller, ControllerLive } from '../../domain/types.js';
+import type { ControllerAccounts } from '../../adapters/mosquitto-dynsec.js';
 import { AppError } from '../../errors.js';
 import { route, type Principal, type RouteDef } from '../../http/routes.js';
 import { listAll } from '../../store/list-all.js';
-import type { StorePort } from '../../store/port.js';
+import { StoreConflictError, type StorePort } from '../../store/port.js';
 import type { PasswordHasher } from '../auth/passwords.js';
 import { emptyLive } from './presence.js';
 
@@ -74,6 +75,12 @@ export interface ControllerRegistryOptions {
   gatewayKeys: () => readonly { kid: string; publicKey: string }[];
   /** Ids no controller may take (the gateway's own MQTT username). */
   reservedIds?: readonly string[];
+  /**
+   * The broker's accounts, when the gateway keeps them (SP_MQTT_ACCOUNTS=dynsec): a controller's
+   * account is made before it is stored and deleted before it is removed, so neither step leaves
+   * a controller without its account or an account without its controller.
+   */
+  accounts?: ControllerAccounts;
   /** After a removal: forget cached keys and credentials, clear its retained state, cut it off. */
   onRemoved?: (id: string) => Promise<void> | void;
   /** After a registration (real-time `controller` event). */
@@ -83,6 +90,17 @@ export interface ControllerRegistryOptions {
 }
 
 const byId = (a: { id: string }, b: { id: string }) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+
+/** The 503 of a broker that did not make or delete an account (`details.reason`, for clients to switch on). */
+function accountsUnavailable(action: string, err: unknown): AppError {
+  const foreign = (err as { code?: unknown } | null)?.code === 'broker-account-foreign';
+  if (foreign) return AppError.conflict('the MQTT broker has an account of this name that is not a controller\'s');
+  return new AppError('unavailable', `the MQTT broker did not ${action} the controller's account; nothing was changed, try again`, {
+    details: { reason: 'broker-accounts-unavailable' },
+    retryAfter: 5,
+    cause: err,
+  });
+}
 
 /** The store's document and live state as the API shows them. */
 export function controllerView(c: Controller, live: ControllerLive | undefined, desiredVersion: number): ControllerView {
@@ -168,7 +186,25 @@ export class ControllerRegistry {
       this.#o.logger.error('provisioning bundle does not validate; check the MQTT URL and gateway keys', { detail: checked.detail });
       throw AppError.internal();
     }
-    await store.insert('controllers', controller); // StoreConflictError → 409 on a race
+    const { accounts } = this.#o;
+    if (accounts) {
+      try {
+        await accounts.put(id, password);
+      } catch (err) {
+        this.#o.logger.warn('controller not registered: its broker account could not be made', { ctrl: id, err: err instanceof Error ? err.message : String(err) });
+        throw accountsUnavailable('make', err);
+      }
+    }
+    try {
+      await store.insert('controllers', controller); // StoreConflictError → 409 on a race
+    } catch (err) {
+      // Nothing stored: take the account back, unless another registration of this id won the
+      // race (its account is the one now on the broker, and must stay).
+      if (accounts && !(err instanceof StoreConflictError)) {
+        await accounts.remove(id).catch((e: unknown) => this.#o.logger.warn('broker account of an unstored controller left behind (removed at the next start)', { ctrl: id, err: e instanceof Error ? e.message : String(e) }));
+      }
+      throw err;
+    }
     // A controller of the same id removed earlier may have left live state behind.
     await store.delete('controllerLive', id);
     this.#o.logger.info('controller registered', { ctrl: id, buildingId: building.id, vendor: input.vendor, ownKey: generated === undefined });
@@ -214,6 +250,15 @@ export class ControllerRegistry {
     if (!c) throw AppError.notFound('controller');
     const doors = await store.list('doors', { where: { field: 'controllerId', value: id }, limit: 1 });
     if (doors.length > 0) throw AppError.conflict('doors still use this controller; move or remove them first');
+    // The account goes first: a controller removed from the store must not keep a working login.
+    if (this.#o.accounts) {
+      try {
+        await this.#o.accounts.remove(id);
+      } catch (err) {
+        this.#o.logger.warn('controller not removed: its broker account could not be deleted', { ctrl: id, err: err instanceof Error ? err.message : String(err) });
+        throw accountsUnavailable('delete', err);
+      }
+    }
     await store.delete('controllers', id);
     await store.delete('controllerLive', id);
     this.#o.logger.info('controller removed', { ctrl: id });
@@ -244,7 +289,7 @@ export function controllerRoutes(registry: ControllerRegistry): RouteDef[] {
       path: '/api/v1/controllers',
       summary: 'Register a controller and get its provisioning bundle (once)',
       description:
-        'Creates the MQTT credentials, the offline secret and — unless `publicKey` is given — the controller key pair, and returns them in the provisioning bundle (PROTOCOL §2.5). The bundle is never shown again: store it like a private key.',
+        'Creates the MQTT credentials, the offline secret and — unless `publicKey` is given — the controller key pair, and returns them in the provisioning bundle (PROTOCOL §2.5). The bundle is never shown again: store it like a private key. Where the gateway keeps the broker\'s accounts (SP_MQTT_ACCOUNTS=dynsec), a broker that does not make the account answers 503 `unavailable` with `details.reason` `broker-accounts-unavailable`, and nothing is stored.',
       tags: ['controllers'],
       auth: ADMIN,
       body: RegisterControllerBody,

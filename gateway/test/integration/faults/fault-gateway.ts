@@ -10,6 +10,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { generateRawKeyPair, type AuditItem } from '@smart-passage/protocol';
 import { expect } from 'vitest';
+import { api, sleep, until } from '../../support/http.js';
 import { startMain, type Proc } from '../../support/main-process.js';
 import type { PrivateServer } from '../../support/services.js';
 
@@ -55,39 +56,7 @@ export interface ControllerView {
   desiredVersion: number;
 }
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Poll until `probe` gives something other than undefined. */
-export async function until<T>(probe: () => T | undefined | Promise<T | undefined>, ms: number, what: string, everyMs = 100): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: string | undefined;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      // A probe may fail while a service is down; report the last failure if time runs out.
-      last = err instanceof Error ? err.message : String(err);
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}${last === undefined ? '' : ` (last error: ${last})`}`);
-    await sleep(everyMs);
-  }
-}
-
-export async function api<T = Record<string, unknown>>(
-  base: string,
-  path: string,
-  o: { token?: string; body?: unknown; method?: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE' } = {},
-): Promise<{ status: number; body: T }> {
-  const res = await fetch(`${base}${path}`, {
-    method: o.method ?? (o.body === undefined ? 'GET' : 'POST'),
-    headers: { ...(o.token ? { authorization: `Bearer ${o.token}` } : {}), ...(o.body === undefined ? {} : { 'content-type': 'application/json' }) },
-    ...(o.body === undefined ? {} : { body: JSON.stringify(o.body) }),
-    signal: AbortSignal.timeout(15_000),
-  });
-  const text = await res.text();
-  return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
-}
+export { api, sleep, until };
 
 /**
  * Start main on the private services with the demo on, read the banner, log in. `cwd` is where the
