@@ -130,6 +130,10 @@ export const CONFIG_SCHEMA = {
   tileAttribution: optional('SP_TILE_ATTRIBUTION', 'attribution shown with the SP_TILE_URL tiles (e.g. © OpenStreetMap contributors)', text(300)),
   basemapFile: optional('SP_BASEMAP_FILE', 'GeoJSON FeatureCollection to use as the offline base layer instead of the demo district\'s', path),
   metricsToken: optional('SP_METRICS_TOKEN', 'bearer token a Prometheus scraper must send to GET /metrics; unset, /metrics is off (404)', secret),
+  webhookBackoffMs: setting('SP_WEBHOOK_BACKOFF_MS', 'first retry delay of a failed webhook; each retry waits twice as long (capped at 1 h)', 1000, int(10, 3_600_000)),
+  webhookMaxAttempts: setting('SP_WEBHOOK_MAX_ATTEMPTS', 'attempts before a webhook delivery is failed (also given up 24 h after the event)', 20, int(1, 100)),
+  webhookAllowHttp: setting('SP_WEBHOOK_ALLOW_HTTP', 'on|off: accept http:// webhook URLs (default off: https only)', 'off', oneOf(['on', 'off'] as const)),
+  drillMaxAgeDays: setting('SP_DRILL_MAX_AGE_DAYS', 'a passed readiness drill older than this makes its building degraded (DESIGN §9); 0 = never too old', 0, int(0, 3650)),
   logLevel: setting('SP_LOG_LEVEL', 'debug|info|warn|error (logs go to stderr)', 'info', oneOf(LOG_LEVELS)),
 } as const;
 

@@ -24,6 +24,7 @@ import { Realtime } from './adapters/realtime.js';
 import { DemoRuntime } from './demo/demo-runtime.js';
 import type { ControllerLive, Grant, Incident, User } from './domain/types.js';
 import type { RealtimePrincipal, Snapshot } from './features/realtime/events.js';
+import { BuildingOrgs } from './features/realtime/building-orgs.js';
 import { LoginLimiter } from './features/auth/login-limiter.js';
 import { PasswordHasher } from './features/auth/passwords.js';
 import { authRoutes, bearerAuthenticate } from './features/auth/routes.js';
@@ -33,14 +34,24 @@ import { AppError } from './errors.js';
 import { ControllerBridge } from './features/controllers/controller-bridge.js';
 import { ControllerRegistry, controllerRoutes } from './features/controllers/registration.js';
 import { ExpiryScheduler } from './features/grants/expiry-scheduler.js';
+import { DrillService, type DrillServiceOptions } from './features/drills/drill-service.js';
+import { drillRoutes } from './features/drills/routes.js';
+import { ReadinessService } from './features/readiness/readiness-service.js';
 import { openGrants } from './features/grants/desired-state.js';
 import { GrantService } from './features/grants/grant-service.js';
 import { incidentRoutes } from './features/incidents/routes.js';
+import { offlineCodeRoutes } from './features/offline-codes/routes.js';
+import { withApiKeys } from './features/integrations/api-keys.js';
+import { integrationRoutes } from './features/integrations/routes.js';
+import { webhookRoutes } from './features/webhooks/routes.js';
+import { WebhookService, type WebhookSettings } from './features/webhooks/webhook-service.js';
 import { mapRoutes, type BaseMapGeoJson } from './features/map/routes.js';
 import { meRoutes } from './features/me/routes.js';
 import { basemap as demoBasemap } from './demo/basemap.js';
 import { tileOrigin } from './config.js';
 import { adminRoutes } from './features/admin/index.js';
+import { RosterService } from './features/roster/roster-service.js';
+import { rosterRoutes } from './features/roster/routes.js';
 import { createHttpApp } from './http/app.js';
 import type { RouteDef } from './http/routes.js';
 import { loadOrCreateKeys, type GatewayKeys } from './keys/key-store.js';
@@ -103,8 +114,16 @@ export interface GatewayOptions {
   audit?: { checkpointEvery?: number; checkpointMs?: number; retentionMs?: number; archiveDir?: string };
   /** SP_METRICS_TOKEN: collect Prometheus metrics and serve them at GET /metrics to this bearer token (issue 6). Absent: no metrics, /metrics is 404. */
   metricsToken?: string;
+  /**
+   * Readiness drills (issue 8, DESIGN §9): waits and the schedule tick (tests keep them short),
+   * how old a passed drill may be before readiness counts it against (SP_DRILL_MAX_AGE_DAYS), and
+   * the readiness sweep period.
+   */
+  drills?: Pick<DrillServiceOptions, 'grantMs' | 'deliveryTimeoutMs' | 'replyTimeoutMs' | 'pollMs' | 'leaseMs' | 'tickMs'> & { maxAgeMs?: number; sweepMs?: number };
   /** Reverse proxies in front (SP_TRUST_PROXY): express `trust proxy` hops. */
   trustProxy?: number;
+  /** Webhook delivery (issue 8; SP_WEBHOOK_*): backoff, attempts, http:// allowed. */
+  webhooks?: WebhookSettings;
 }
 
 /** A reconnecting socket may catch up on at most this many audit entries (DESIGN §6). */
@@ -124,9 +143,14 @@ export class Gateway {
   realtime!: Realtime;
   audit!: AuditLog;
   retention!: AuditRetention;
+  /** Owner and CAD webhooks (issue 8). */
+  webhooks!: WebhookService;
   /** The Prometheus adapter when SP_METRICS_TOKEN is set. */
   prometheus: PromMetrics | undefined;
   #scheduler!: ExpiryScheduler;
+  /** Issue 8: readiness drills and readiness (DESIGN §9). */
+  drills!: DrillService;
+  readiness!: ReadinessService;
   #server!: Server;
   #mqttUrl = '';
   #dynsec: DynsecClient | undefined;
@@ -134,6 +158,8 @@ export class Gateway {
   accounts: MosquittoAccounts | undefined;
   /** Hooks for real-time fan-out and audit (wired by later features). */
   readonly listeners = { grant: [] as ((g: Grant) => void)[], incident: [] as ((i: Incident) => void)[] };
+  /** Building → owner organisation for the real-time fan-out (issue 7): no store read per audit entry. */
+  readonly #buildingOrgs = new BuildingOrgs({ lookup: async (id) => (await this.store.get('buildings', id))?.orgId });
 
   constructor(o: GatewayOptions) {
     this.#o = o;
@@ -269,7 +295,35 @@ export class Gateway {
       this.#dynsec = new DynsecClient({ client: this.client, logger, ...(timeout !== undefined ? { timeoutMs: timeout } : {}) });
       this.accounts = new MosquittoAccounts({ dynsec: this.#dynsec, logger });
     }
+    const drillOpts = this.#o.drills ?? {};
+    this.readiness = new ReadinessService({
+      store: this.store,
+      logger,
+      ...(drillOpts.maxAgeMs !== undefined ? { drillMaxAgeMs: drillOpts.maxAgeMs } : {}),
+      ...(drillOpts.sweepMs !== undefined ? { sweepMs: drillOpts.sweepMs } : {}),
+      onChange: (r, b) => this.realtime?.publish('readiness', r, { buildingOrgId: b.orgId }),
+    });
+    const { maxAgeMs: _maxAge, sweepMs: _sweep, ...drillWaits } = drillOpts;
+    this.drills = new DrillService({
+      store: this.store,
+      grants: this.grants,
+      bridge: this.bridge,
+      audit: this.audit,
+      logger,
+      owner: clientId,
+      ...drillWaits,
+      onFinished: (drill, b) => {
+        // A failed drill alerts dispatch and the owner (issue 8); readiness follows either way.
+        if (drill.status === 'failed') this.realtime?.publish('alert', { kind: 'drill-failed', buildingId: b.id, buildingName: b.name, drillId: drill.id, reasons: drill.reasons, at: drill.endedAt ?? Date.now() }, { buildingOrgId: b.orgId });
+        this.readiness.refresh(b.id).catch((err: unknown) => logger.warn('readiness not refreshed', { building: b.id, err: String(err) }));
+      },
+    });
     this.#scheduler = new ExpiryScheduler({ target: this.grants, owner: this.instance, logger, tickMs: this.#o.tickMs ?? 500, onExpired: (g) => this.#emitGrant(g) });
+    // Issue 8: webhooks from the audit trail, so each recorded entry is queued once per target.
+    this.webhooks = new WebhookService({ store: this.store, logger, owner: this.instance, ...this.#o.webhooks });
+    this.audit.on('entry', (item) => {
+      this.webhooks.onEntry(item).catch((err: unknown) => logger.error('WEBHOOK NOT QUEUED', { auditId: item.id, type: item.type, err: err instanceof Error ? err.message : String(err) }));
+    });
     this.bridge.on('delivered', (_ctrl, ids) => {
       for (const id of ids) void this.store.get('grants', id).then((g) => g && this.#emitGrant(g));
     });
@@ -303,6 +357,7 @@ export class Gateway {
         onTagChanged: async ({ before, after }) => {
           for (const unitId of new Set([before?.unitId, after?.unitId].filter((u): u is string => u !== undefined))) await this.grants.resyncUnit(unitId);
         },
+        onBuildingChanged: (id) => this.#buildingChanged(id),
       }),
       ...controllerRoutes(
         new ControllerRegistry({
@@ -348,10 +403,26 @@ export class Gateway {
         ...(map.attribution !== undefined ? { attribution: map.attribution } : {}),
       }),
     );
+    routes.push(...drillRoutes({ store: this.store, drills: this.drills, readiness: this.readiness }));
     routes.push(...auditRoutes({ store: this.store, log: this.audit, key: this.keys.audit }));
+    // Issue 8: roster sync. A member's tags blocked by it leave every live grant of their unit.
+    const roster = new RosterService({
+      store: this.store,
+      audit: this.audit,
+      logger,
+      resyncUnits: async (unitIds) => {
+        for (const u of unitIds) await this.grants.resyncUnit(u);
+      },
+    });
+    routes.push(...rosterRoutes({ store: this.store, roster }));
+    routes.push(...offlineCodeRoutes({ store: this.store, audit: this.audit }));
+    routes.push(
+      ...integrationRoutes({ store: this.store, audit: this.audit, webhooks: this.webhooks, logger, onIncident: (i) => this.listeners.incident.forEach((f) => f(i)) }),
+      ...webhookRoutes({ store: this.store, webhooks: this.webhooks, logger }),
+    );
     const app = createHttpApp({
       routes,
-      authenticate: bearerAuthenticate(this.tokens),
+      authenticate: withApiKeys(this.store, bearerAuthenticate(this.tokens)),
       ready: async () => ({
         store: await this.store.ping().then(
           () => true,
@@ -380,6 +451,8 @@ export class Gateway {
       verify: (t) => this.tokens.verifyAccess(t),
       snapshot: (p) => this.#snapshot(p),
       auditSince: (p, lastId) => this.#auditSince(p, lastId),
+      // Another instance changed a building: its owner may have changed (issue 7).
+      onBuildingChanged: (id) => this.#buildingOrgs.invalidate(id),
       logger,
       corsOrigins: this.#o.corsOrigins ?? [],
     });
@@ -409,7 +482,11 @@ export class Gateway {
     // DESIGN §10: after a restart, every controller behind gets its set, and overdue grants expire.
     await this.grants.reconcile();
     await this.#scheduler.start();
+    // After the bridge (drills need replies) and the reconcile: fail drills a dead run left, then schedule.
+    await this.drills.start();
+    this.readiness.start();
     this.retention.start();
+    this.webhooks.start();
   }
 
   /**
@@ -513,11 +590,19 @@ export class Gateway {
   }
 
   #emitGrant(g: Grant): void {
+    if (g.drill) return; // a drill's test grant is no emergency (issue 8)
     for (const f of this.listeners.grant) f(g);
   }
 
-  async #orgOfBuilding(buildingId: string): Promise<string | undefined> {
-    return (await this.store.get('buildings', buildingId))?.orgId;
+  /** The building's owner organisation, from the cache (see building-orgs.ts for how it stays right). */
+  #orgOfBuilding(buildingId: string): Promise<string | undefined> {
+    return this.#buildingOrgs.orgOf(buildingId);
+  }
+
+  /** A building was created, changed or deleted here: drop its owner, here and on the other instances. */
+  #buildingChanged(buildingId: string): void {
+    this.#buildingOrgs.invalidate(buildingId);
+    this.realtime?.buildingChanged(buildingId);
   }
 
   /** Fan-out to sockets (DESIGN §6): dispatch always, the building's owner, the units concerned. */
@@ -530,6 +615,7 @@ export class Gateway {
     });
     this.listeners.incident.push((i) => rt.publish('incident', i));
     this.bridge.on('controller', (live) => {
+      this.readiness.controllerChanged(live.id);
       this.#controllerOrg(live.id).then((org) => rt.publish('controller', live, org ? { buildingOrgId: org } : {}), failed);
     });
     // The live audit feed (DESIGN §6, §8): to dispatch and to the building's owner, never to units.
@@ -556,7 +642,7 @@ export class Gateway {
   /** What a socket sees first, scoped like the REST API (DESIGN §7). */
   async #snapshot(p: RealtimePrincipal): Promise<Omit<Snapshot, 'at'>> {
     const store = this.store;
-    const live = await openGrants(store);
+    const live = (await openGrants(store)).filter((g) => !g.drill);
     const open = await listAll(store, 'incidents', { field: 'status', value: 'open' });
     const controllers: ControllerLive[] = await store.list('controllerLive', { limit: 1000 });
     if (p.role === 'admin' || p.role === 'dispatcher') return { incidents: open, grants: live, controllers };
@@ -578,8 +664,11 @@ export class Gateway {
   }
 
   async stop(): Promise<void> {
+    await this.webhooks?.stop();
     await this.retention?.stop();
     await this.#scheduler?.stop();
+    await this.drills?.stop();
+    await this.readiness?.stop();
     this.bridge?.stop();
     await this.#dynsec?.stop();
     await this.realtime?.stop();

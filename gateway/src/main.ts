@@ -94,6 +94,8 @@ async function main(): Promise<number> {
       },
       ...(config.metricsToken !== undefined ? { metricsToken: config.metricsToken } : {}),
       ...(config.trustProxy > 0 ? { trustProxy: config.trustProxy } : {}),
+      ...(config.drillMaxAgeDays > 0 ? { drills: { maxAgeMs: config.drillMaxAgeDays * 86_400_000 } } : {}),
+      webhooks: { backoffMs: config.webhookBackoffMs, maxAttempts: config.webhookMaxAttempts, allowHttp: config.webhookAllowHttp === 'on' },
       env: process.env,
       logger: log,
     });

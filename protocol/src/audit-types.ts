@@ -23,6 +23,7 @@ export const AUDIT_TYPES = [
   'door.hold.done',
   'door.release.requested',
   'door.release.done',
+  'offline-code.issued',
   'access.granted',
   'access.denied',
   'door.state',
@@ -42,6 +43,10 @@ export const AUDIT_TYPES = [
   'policy.changed',
   'audit.exported',
   'audit.trimmed',
+  // Issue 8: readiness drills (DESIGN §9).
+  'drill.started',
+  'drill.passed',
+  'drill.failed',
 ] as const;
 export type AuditType = (typeof AUDIT_TYPES)[number];
 

@@ -15,3 +15,4 @@ export * from './audit.js';
 export { schemaFiles } from './schema-files.js';
 export * from './audit-export.js';
 export * from './audit-verify.js';
+export * from './offline-code.js';

@@ -92,7 +92,7 @@ export const StateOnlineBody = Type.Object(
 export const StateOfflineBody = Type.Object({ online: Type.Literal(false) }, { additionalProperties: false });
 export const StateBody = Type.Union([StateOnlineBody, StateOfflineBody]);
 
-export const ACCESS_REASONS = ['grant', 'unknown', 'expired', 'not-yet-valid', 'wrong-door', 'clock-unsafe', 'lockout'] as const;
+export const ACCESS_REASONS = ['grant', 'unknown', 'expired', 'not-yet-valid', 'wrong-door', 'clock-unsafe', 'lockout', 'offline-code', 'spent', 'controller-online'] as const;
 export type AccessReason = (typeof ACCESS_REASONS)[number];
 const AccessReasonSchema = OneOf(ACCESS_REASONS);
 
@@ -100,6 +100,8 @@ const AccessReasonSchema = OneOf(ACCESS_REASONS);
 export const SeenCredential = Type.Union([
   Type.Object({ kind: Type.Literal('tag'), uid: TagUid }, { additionalProperties: false }),
   Type.Object({ kind: Type.Literal('pin') }, { additionalProperties: false }),
+  // PROTOCOL §2.6: never the digits; the window the code was made for, when it matched one.
+  Type.Object({ kind: Type.Literal('offline-code'), window: Type.Optional(Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER })) }, { additionalProperties: false }),
 ]);
 
 export const AccessDecision = Type.Object(

@@ -1,6 +1,6 @@
 // DispatchState against a fake Api injected through its constructor (STYLE: no module mocking):
 // the grant flow (a new incident first, then the grant, the PIN handed back once), the default
-// route, readiness from the controllers list and the live state, and API errors shown as text.
+// route, readiness as the gateway computes it (REST, then socket deltas), and API errors shown as text.
 import { describe, expect, it } from 'vitest';
 import { ApiError, type Api } from '../../src/lib/api/client';
 import type { Agency, Building, ControllerLive, Incident, Unit } from '../../src/lib/api/types';
@@ -28,7 +28,7 @@ function fakeApi(over: { grantError?: ApiError; noMap?: boolean } = {}): { api: 
   const get = (path: string): Promise<unknown> => {
     calls.push({ method: 'GET', path });
     if (path === '/api/v1/buildings') return Promise.resolve({ items: [building] });
-    if (path === '/api/v1/controllers') return Promise.resolve({ items: [{ id: 'ctl-1', buildingId: 'bld-1', desiredVersion: 4 }] });
+    if (path === '/api/v1/readiness') return Promise.resolve({ items: [{ buildingId: 'bld-1', state: 'degraded', reasons: [{ code: 'drill-never-run', text: 'No drill has been run' }] }] });
     if (path === '/api/v1/units') return Promise.resolve({ items: units });
     if (path === '/api/v1/agencies') return Promise.resolve({ items: agencies });
     if (path === '/api/v1/buildings/bld-1/doors') return Promise.resolve({ items: doors });
@@ -48,6 +48,7 @@ function fakeApi(over: { grantError?: ApiError; noMap?: boolean } = {}): { api: 
         pin: '123456',
       });
     }
+    if (path === '/api/v1/buildings/bld-1/drills') return Promise.resolve({ id: 'drl-9', buildingId: 'bld-1', status: 'failed', trigger: 'manual', startedAt: 1, endedAt: 2, doors: [], reasons: ['Street: controller offline'] });
     return Promise.resolve({});
   };
   return { api: { get, post } as unknown as Api, calls };
@@ -72,13 +73,27 @@ describe('DispatchState', () => {
     expect(ds.error).toBeUndefined();
   });
 
-  it('readiness: offline until the controller is live, then ready; degraded when clock-unsafe', async () => {
+  it("readiness is the gateway's: loaded over REST, then moved by socket deltas; unknown is offline", async () => {
     const { ds, live } = await loaded();
-    expect(ds.readiness(building)).toBe('offline');
-    live.applyController(live1);
-    expect(ds.readiness(building)).toBe('ready');
-    live.applyController({ ...live1, clockSafe: false });
     expect(ds.readiness(building)).toBe('degraded');
+    expect(ds.readinessDetail('bld-1')?.reasons.map((r) => r.code)).toEqual(['drill-never-run']);
+    // A controller's live state alone no longer decides it (one source of truth).
+    live.applyController({ ...live1, online: false });
+    expect(ds.readiness(building)).toBe('degraded');
+    live.applyReadiness({ buildingId: 'bld-1', state: 'ready', reasons: [], lastDrill: { id: 'drl-1', status: 'passed', at: 5, reasons: [] } });
+    expect(ds.readiness(building)).toBe('ready');
+    expect(ds.readiness({ ...building, id: 'bld-unknown' })).toBe('offline');
+    // A REST answer read before a delta does not overwrite it.
+    live.seedReadiness([{ buildingId: 'bld-1', state: 'degraded', reasons: [] }]);
+    expect(ds.readiness(building)).toBe('ready');
+  });
+
+  it('run drill posts to the building and hands back the drill; busy meanwhile', async () => {
+    const { ds, calls } = await loaded();
+    const d = await ds.runDrill('bld-1');
+    expect(calls.at(-1)).toEqual({ method: 'POST', path: '/api/v1/buildings/bld-1/drills', body: undefined });
+    expect(d).toMatchObject({ id: 'drl-9', status: 'failed' });
+    expect(ds.busy).toBeUndefined();
   });
 
   it('selecting a building proposes its emergency route in order and the default minutes', async () => {

@@ -66,10 +66,11 @@ import {
   type Snapshot,
 } from '../features/realtime/events.js';
 
-/** Between instances (Redis adapter only): a delta to fan out locally, a user to cut off. */
+/** Between instances (Redis adapter only): a delta to fan out locally, a user to cut off, a building changed. */
 interface InterServerEvents {
   delta: (event: RealtimeEvent, payload: unknown, scope: RealtimeScope) => void;
   'disconnect-user': (sub: string) => void;
+  'building-changed': (buildingId: string) => void;
 }
 interface SocketData {
   principal: RealtimePrincipal;
@@ -99,6 +100,8 @@ export interface RealtimeOptions {
    * its stream and channels under `prefix` (the store's key prefix). Absent: the in-memory adapter.
    */
   redis?: { url: string; prefix: string };
+  /** Another instance changed a building (see `buildingChanged`): drop what is cached about it. */
+  onBuildingChanged?: (buildingId: string) => void;
 }
 
 /** A socket between handshake and connection: its snapshot, and the deltas published meanwhile. */
@@ -177,6 +180,7 @@ export class Realtime {
       );
       io.on('delta', (event, payload, scope) => this.#publishLocal(event, payload as RealtimePayloads[typeof event], scope));
       io.on('disconnect-user', (sub) => this.#disconnectLocal(sub));
+      io.on('building-changed', (id) => this.#o.onBuildingChanged?.(id));
     }
     io.use((socket, next) => {
       this.#admit(socket).then(
@@ -249,6 +253,15 @@ export class Realtime {
   disconnectUser(sub: string): void {
     if (this.#redis) this.#io?.serverSideEmit('disconnect-user', sub);
     this.#disconnectLocal(sub);
+  }
+
+  /**
+   * Tell the other instances sharing Redis that a building was created, changed or deleted here,
+   * so they drop what they cache about it (the owner the fan-out scopes by, issue 7). Best effort:
+   * the cache's TTL bounds what a lost message costs. Without Redis there is no one to tell.
+   */
+  buildingChanged(buildingId: string): void {
+    if (this.#redis) this.#io?.serverSideEmit('building-changed', buildingId);
   }
 
   #disconnectLocal(sub: string): void {

@@ -172,4 +172,64 @@ export interface Grant {
   createdAt: number;
   endedAt?: number;
   deliveries: Delivery[];
+  /**
+   * A readiness drill's test grant (issue 8, DESIGN §9): `incidentId` is the drill id (no incident
+   * exists), `unitIds` is empty and the one credential is this tag uid, which nobody carries. Never
+   * shown as an emergency (left out of snapshots and grant events).
+   */
+  drill?: { tagUid: string };
+}
+
+/** Issue 8 (DESIGN §9): one door's part in a drill. */
+export interface DrillDoorResult {
+  doorId: string;
+  doorName: string;
+  controllerId: string;
+  /** The controller said it would grant the drill tag while the test grant was live. */
+  granted?: boolean;
+  /** The controller said it would deny the drill tag after the revoke applied. */
+  deniedAfter?: boolean;
+  ok: boolean;
+  /** Why not, when `ok` is false: `controller offline`, `not delivered`, `no reply`, `refused: <reason>`, … */
+  reason?: string;
+}
+
+/**
+ * A readiness drill (DESIGN §9): a test grant to a tag nobody carries, checked on every route
+ * door's controller with `access.check` (PROTOCOL §7.5: nothing unlocks), then revoked and
+ * checked again. `running` until it ends; a gateway restarted mid-drill fails it and revokes.
+ */
+export interface Drill {
+  id: string;
+  buildingId: string;
+  status: 'running' | 'passed' | 'failed';
+  trigger: 'manual' | 'schedule';
+  /** The user who asked for it (manual). */
+  by?: string;
+  startedAt: number;
+  endedAt?: number;
+  /** The test grant (Grant.drill set); revoked by the end of the drill. */
+  grantId?: string;
+  doors: DrillDoorResult[];
+  /** Why it failed, one line each (empty when it passed). */
+  reasons: string[];
+}
+
+/**
+ * A building's drill schedule (DESIGN §9): every `everyDays` days at `hour`:00 in `timeZone`, plus
+ * the last finished drill (what readiness reads). Id = the building id; made at the first drill
+ * (disabled) or when someone sets the schedule.
+ */
+export interface DrillSchedule {
+  id: string;
+  enabled: boolean;
+  everyDays: number;
+  /** 0–23, local to `timeZone`. */
+  hour: number;
+  /** IANA time zone, e.g. `Europe/Stockholm`. */
+  timeZone: string;
+  /** When the next scheduled drill is due (ms epoch); moved on when one is claimed. */
+  nextAt: number;
+  updatedAt: number;
+  last?: { id: string; status: 'passed' | 'failed'; at: number; reasons: string[] };
 }

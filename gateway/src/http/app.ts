@@ -33,6 +33,8 @@ export interface HttpAppOptions {
   corsOrigins: readonly string[];
   /** Largest JSON body accepted (bytes or `'64kb'`); default 64 kB. */
   bodyLimit?: string | number;
+  /** Largest `text/csv` body accepted (routes with `bodyType: 'csv'`); default 1 MB. */
+  csvLimit?: string | number;
   /** A built UI to serve, with index.html for any other non-API GET (SPA routing). */
   staticDir?: string;
   /** Map tile origins the UI may load images from (CSP img-src), e.g. https://tile.openstreetmap.org. */
@@ -244,11 +246,13 @@ export function createHttpApp(options: HttpAppOptions): Express {
   app.use(securityHeaders(tileHosts));
   app.use(cors(corsOrigins));
   app.use('/api', express.json({ limit: options.bodyLimit ?? '64kb', strict: true, type: ['application/json', 'application/*+json'] }));
+  // Only routes declaring `bodyType: 'csv'` take it (the roster import, issue 8).
+  app.use('/api', express.text({ limit: options.csvLimit ?? '1mb', type: 'text/csv' }));
 
   const api = express.Router({ caseSensitive: true, strict: true });
   for (const r of routes) {
     const responseCheck: TypeCheck<TSchema> | undefined = options.checkResponses && r.response ? TypeCompiler.Compile(r.response) : undefined;
-    api[r.method](r.expressPath, async (req: Request, res: Response) => {
+    const handle = async (req: Request, res: Response): Promise<void> => {
       const s = stateOf(req);
       s.route = r.path;
       let principal: Principal | undefined;
@@ -272,7 +276,10 @@ export function createHttpApp(options: HttpAppOptions): Express {
         issues.push(...Object.keys(req.query).map((k) => ({ in: 'query' as const, path: `/${k}`, message: 'Unexpected property' })));
       }
       let body: unknown;
-      if (r.body) {
+      if (r.body && r.bodyType === 'csv') {
+        if (!req.is('text/csv')) issues.push({ in: 'body', path: '', message: 'expected a CSV body (Content-Type: text/csv)' });
+        else body = check(r.body, typeof req.body === 'string' ? req.body : undefined);
+      } else if (r.body) {
         if (!req.is(['application/json', 'application/*+json'])) issues.push({ in: 'body', path: '', message: 'expected a JSON body (Content-Type: application/json)' });
         else body = check(r.body, req.body);
       } else if (hasBody(req)) {
@@ -313,7 +320,23 @@ export function createHttpApp(options: HttpAppOptions): Express {
         }
         res.status(r.status).json(result);
       }
-    });
+    };
+    const render = r.renderError;
+    api[r.method](
+      r.expressPath,
+      render === undefined
+        ? handle
+        : async (req: Request, res: Response) => {
+            try {
+              await handle(req, res);
+            } catch (err) {
+              const { error } = translate(err);
+              if (res.headersSent || error.status >= 500) throw err;
+              const out = render(error);
+              res.status(out.status).type(out.contentType).send(out.body);
+            }
+          },
+    );
   }
   app.use(api);
   app.use('/api', (_req, _res, next) => next(AppError.notFound('route')));

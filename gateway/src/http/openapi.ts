@@ -39,7 +39,7 @@ export interface OpenApiOperation {
   /** The roles the route admits (our extension; the bearer scheme cannot say it). */
   'x-roles'?: string[];
   parameters?: OpenApiParameter[];
-  requestBody?: { required: true; content: { 'application/json': { schema: Json } } };
+  requestBody?: { required: true; content: Record<string, { schema: Json }> };
   responses: Record<string, OpenApiResponse>;
 }
 
@@ -146,7 +146,7 @@ function operation(r: RouteDef): OpenApiOperation {
   }
   const params = parameters(r);
   if (params.length > 0) op.parameters = params;
-  if (r.body) op.requestBody = { required: true, content: { 'application/json': { schema: plain(r.body.schema) } } };
+  if (r.body) op.requestBody = { required: true, content: { [r.bodyType === 'csv' ? 'text/csv' : 'application/json']: { schema: plain(r.body.schema) } } };
   return op;
 }
 

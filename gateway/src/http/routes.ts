@@ -19,14 +19,24 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Static, TSchema } from '@sinclair/typebox';
 import type { ApiErrorCode, Logger } from '@smart-passage/protocol';
 import type { Role } from '../domain/types.js';
+import type { AppError } from '../errors.js';
 import { PartValidator } from './validation.js';
 
 export type HttpMethod = 'get' | 'post' | 'put' | 'patch' | 'delete';
 
+/**
+ * A principal's kind of access: a user's role, or `integration` for a machine client with an API
+ * key (issue 8). A route admits an integration only when its `auth` lists `integration`.
+ */
+export type PrincipalRole = Role | 'integration';
+
 /** Who made the request, as established by the injected `authenticate` function. */
 export interface Principal {
+  /** The user's id; for an integration, the integration's id. */
   userId: string;
-  role: Role;
+  role: PrincipalRole;
+  /** Set for an integration: which one, and the scopes its key carries. */
+  integration?: { id: string; scopes: readonly string[] };
   orgId?: string;
   unitId?: string;
   /** The access token's id, expiry (s) and session, so logout can revoke exactly it. */
@@ -45,7 +55,7 @@ export interface AuthRequest {
  */
 export type Authenticate = (req: AuthRequest) => Promise<Principal>;
 
-export type RouteAuth = readonly Role[] | 'public';
+export type RouteAuth = readonly PrincipalRole[] | 'public';
 
 /** Success statuses a route may declare; `204` takes `null` (no body). */
 export type SuccessStatus = 200 | 201 | 202 | 204;
@@ -67,6 +77,13 @@ export class RawReply {
     readonly body: string | Buffer | AsyncIterable<string | Buffer>,
     readonly headers: Readonly<Record<string, string>> = {},
   ) {}
+}
+
+/** An error answer in a route's own shape (RouteSpec.renderError). */
+export interface ErrorReply {
+  status: number;
+  contentType: string;
+  body: string;
 }
 
 interface ContextBase {
@@ -110,6 +127,16 @@ export interface RouteSpec<P extends TSchema | undefined, Q extends TSchema | un
   params?: P;
   query?: Q;
   body?: B;
+  /**
+   * The body's media type: `json` (default), or `csv`: a `text/csv` body arrives as one string
+   * (the body schema must be a string schema; the roster import, issue 8).
+   */
+  bodyType?: 'json' | 'csv';
+  /**
+   * Render this route's 4xx errors (auth, validation and the handler's own) in another shape than
+   * `{error}`: SCIM's error schema (RFC 7644 §3.12). 5xx keep the common shape.
+   */
+  renderError?: (e: AppError) => ErrorReply;
   /** Exactly one success status with its schema (`null` for 204). */
   responses: R;
   /** Error codes the handler itself may produce, for the document (auth/validation ones are added). */
@@ -132,6 +159,8 @@ export interface RouteDef {
   readonly params: PartValidator | undefined;
   readonly query: PartValidator | undefined;
   readonly body: PartValidator | undefined;
+  readonly bodyType: 'json' | 'csv';
+  readonly renderError: ((e: AppError) => ErrorReply) | undefined;
   readonly status: SuccessStatus;
   /** The success schema, `null` for no body. */
   readonly response: TSchema | null;
@@ -139,7 +168,8 @@ export interface RouteDef {
   readonly handler: (ctx: UntypedContext) => Promise<unknown>;
 }
 
-const SEGMENT = /^(?:[a-z0-9][a-z0-9._-]*|\{[A-Za-z][A-Za-z0-9]*\})$/;
+// Lower-case words, except where an outside standard names the path (SCIM's `/Users`, RFC 7644 §3.2).
+const SEGMENT = /^(?:[a-z0-9][a-z0-9._-]*|Users|\{[A-Za-z][A-Za-z0-9]*\})$/;
 const SUCCESS: readonly SuccessStatus[] = [200, 201, 202, 204];
 
 function operationIdOf(method: HttpMethod, path: string): string {
@@ -202,6 +232,8 @@ export function route<
     params: spec.params ? new PartValidator('params', spec.params) : undefined,
     query: spec.query ? new PartValidator('query', spec.query) : undefined,
     body: spec.body ? new PartValidator('body', spec.body) : undefined,
+    bodyType: spec.bodyType ?? 'json',
+    renderError: spec.renderError,
     status,
     response,
     errors: spec.errors ?? [],

@@ -13,6 +13,8 @@ import type {
   Controller,
   ControllerLive,
   Door,
+  Drill,
+  DrillSchedule,
   Grant,
   Incident,
   Organisation,
@@ -20,6 +22,8 @@ import type {
   Unit,
   User,
 } from '../domain/types.js';
+import type { RosterMember } from '../features/roster/types.js';
+import type { CadLink, Integration, OrgWebhook, WebhookDelivery } from '../features/webhooks/types.js';
 
 export interface Collections {
   organisations: Organisation;
@@ -33,6 +37,16 @@ export interface Collections {
   tags: Tag;
   incidents: Incident;
   grants: Grant;
+  // Issue 8: CAD integrations and webhooks (features/integrations, features/webhooks).
+  integrations: Integration;
+  cadLinks: CadLink;
+  orgWebhooks: OrgWebhook;
+  webhookDeliveries: WebhookDelivery;
+  // Issue 8: readiness drills (features/drills).
+  drills: Drill;
+  drillSchedules: DrillSchedule;
+  // Issue 8: roster sync (features/roster).
+  rosterMembers: RosterMember;
 }
 export type CollectionName = keyof Collections;
 
@@ -54,6 +68,13 @@ export const INDEXES: { readonly [K in CollectionName]: readonly StringKeys<Coll
   tags: ['unitId', 'status', 'uid'],
   incidents: ['status'],
   grants: ['incidentId', 'buildingId', 'status', 'unitIds'],
+  integrations: ['keyHash'],
+  cadLinks: ['integrationId', 'incidentId'],
+  orgWebhooks: [],
+  webhookDeliveries: ['target', 'state'],
+  drills: ['buildingId', 'status'],
+  drillSchedules: [],
+  rosterMembers: ['agencyId', 'tagUids'],
 };
 
 /** Fields whose value is unique within the collection (insert/replace refuse a second holder). */

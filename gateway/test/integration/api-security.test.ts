@@ -1,7 +1,7 @@
 // Issue 3 "Roles and scope" and "Bad input on every route", at the assembled gateway over HTTP
 // (embedded store and broker, demo district). The operations come from the served OpenAPI
 // document, so a route added later without a plan here fails the test instead of going untested.
-import { createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createHash, createHmac, createPrivateKey, createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,7 +15,8 @@ import type { CollectionName } from '../../src/store/port.js';
 
 const PASSWORDS = { admin: 'admin-pw-1', dispatch: 'dispatch-pw-1', responder: 'responder-pw-1', owner: 'owner-pw-1', 'owner-brf': 'brf-pw-1', amb3010: 'amb-pw-1' };
 type Who = keyof typeof PASSWORDS;
-type Caller = Who | 'anon';
+/** `cad`: a CAD integration's API key (issue 8), made at start. */
+type Caller = Who | 'anon' | 'cad';
 const WHO = Object.keys(PASSWORDS) as Who[];
 /** Users this file adds (through the API) for the session and rate-limit tests. */
 const EXTRA_PASSWORD = 'sec-user-pw-1';
@@ -36,11 +37,11 @@ interface Reply {
   body: (Record<string, unknown> & { error?: { code: string; message: string } }) | undefined;
 }
 
-async function api(path: string, o: { token?: string; body?: unknown; raw?: string; method?: string } = {}): Promise<Reply> {
+async function api(path: string, o: { token?: string; body?: unknown; raw?: string; method?: string; contentType?: string } = {}): Promise<Reply> {
   const payload = o.raw ?? (o.body === undefined ? undefined : JSON.stringify(o.body));
   const res = await fetch(`${gw.httpUrl}${path}`, {
     method: o.method ?? (payload === undefined ? 'GET' : 'POST'),
-    headers: { ...(o.token ? { authorization: `Bearer ${o.token}` } : {}), ...(payload === undefined ? {} : { 'content-type': 'application/json' }) },
+    headers: { ...(o.token ? { authorization: `Bearer ${o.token}` } : {}), ...(payload === undefined ? {} : { 'content-type': o.contentType ?? 'application/json' }) },
     ...(payload === undefined ? {} : { body: payload }),
   });
   const text = await res.text();
@@ -67,8 +68,10 @@ async function login(username: string, password: string): Promise<Login> {
 
 const tokens = {} as Record<Who, string>;
 /** Ids made at start: an incident and grants on bld-01 (door-01-1, unit RTJ 2310). */
-const made = { incident: '', incidentToClose: '', grant: '', grantToRevoke: '' };
+const made = { incident: '', incidentToClose: '', grant: '', grantToRevoke: '', member: '', memberToDelete: '', integration: '', integrationToRevoke: '', integrationKey: '', cadIncident: '' };
 let doc: OpenApiDocument;
+/** Issue 8 secrets made at start: the CAD's API key and each webhook's signing secret, by the answer that may carry it. */
+const madeSecrets: { what: string; secret: string }[] = [];
 
 /** Admin creates what the destructive operations act on, so the demo district stays whole. */
 async function createFixtures(admin: string): Promise<void> {
@@ -95,6 +98,25 @@ async function createFixtures(admin: string): Promise<void> {
   for (const id of ['unit-sec', 'unit-sec-del']) await post('/api/v1/units', { id, agencyId: 'ag-sec', callSign: `SEC ${id.length}` });
   await post('/api/v1/tags', { id: 'tag-sec', uid: '5EC00001', label: 'Sec tag', unitId: 'unit-sec' });
   await post('/api/v1/tags', { id: 'tag-sec-del', uid: '5EC00002', label: 'Sec tag two', unitId: 'unit-sec' });
+  // Issue 8 roster: a member the SCIM operations read, replace and patch, and one they delete.
+  made.member = String((await post('/api/v1/agencies/ag-sec/scim/v2/Users', { userName: 'sec-member', name: { formatted: 'Sec Member' } }))['id']);
+  made.memberToDelete = String((await post('/api/v1/agencies/ag-sec/scim/v2/Users', { userName: 'sec-member-del', name: { formatted: 'Sec Member Del' } }))['id']);
+
+  // Issue 8: CAD integrations (one to revoke, one whose key calls the integration-only routes) and
+  // owner webhooks (PUT answers 200, not 201).
+  const cad = await post('/api/v1/integrations', { name: 'Sec CAD', kind: 'cad' });
+  made.integration = (cad['integration'] as { id: string }).id;
+  made.integrationKey = cad['apiKey'] as string;
+  madeSecrets.push({ what: 'POST /api/v1/integrations', secret: made.integrationKey }, { what: 'POST /api/v1/integrations', secret: String(cad['webhookSecret']) });
+  const opened = await api('/api/v1/cad/incidents', { token: made.integrationKey, body: { cadId: 'SEC-0', kind: 'fire', location: { lat: 59.31, lng: 18.07 } } });
+  expect(opened.status, JSON.stringify(opened.body)).toBe(200);
+  made.cadIncident = (opened.body?.['incident'] as { id: string }).id;
+  made.integrationToRevoke = ((await post('/api/v1/integrations', { name: 'Sec CAD 2', kind: 'cad' }))['integration'] as { id: string }).id;
+  for (const org of ['org-soderporten', 'org-sec']) {
+    const w = await api(`/api/v1/organisations/${org}/webhook`, { token: admin, method: 'PUT', body: { url: 'https://hooks.example.org/sp' } });
+    expect(w.status, JSON.stringify(w.body)).toBe(200);
+    madeSecrets.push({ what: `PUT /api/v1/organisations/${org}/webhook`, secret: String(w.body?.['secret']) });
+  }
 
   const dispatch = tokens.dispatch;
   const incident = async () => String((await api('/api/v1/incidents', { token: dispatch, body: { kind: 'fire', location: { lat: 59.3135, lng: 18.0718 } } })).body?.['id']);
@@ -142,7 +164,9 @@ afterAll(async () => {
 
 interface Plan {
   params?: Record<string, string>;
-  /** A minimal valid body (per caller where it must differ). */
+  /** A query string the operation needs (without `?`). */
+  query?: string;
+  /** A minimal valid body (per caller where it must differ); a string is sent as it is, as `text/csv`. */
   body?: (who: Caller) => unknown;
   /** Statuses other than the documented success, for a caller the route admits (or public). */
   expect?: Partial<Record<Caller, number>>;
@@ -162,9 +186,9 @@ function plans(): Record<string, Plan> {
     'GET /api/v1/ready': {},
     'GET /api/v1/openapi.json': {},
     // Each caller logs in as itself (the limit is 5 a user); the anonymous call as a user of its own.
-    'POST /api/v1/auth/login': { body: (who) => (who === 'anon' ? { username: 'sec-ops', password: EXTRA_PASSWORD } : { username: who, password: PASSWORDS[who] }) },
+    'POST /api/v1/auth/login': { body: (who) => (who === 'anon' || who === 'cad' ? { username: 'sec-ops', password: EXTRA_PASSWORD } : { username: who, password: PASSWORDS[who] }) },
     // A well-formed token nobody issued: refusing it must not touch any real session.
-    'POST /api/v1/auth/refresh': { body: body({ refreshToken: BOGUS_REFRESH }), expect: Object.fromEntries(['anon', ...WHO].map((w) => [w, 401])) },
+    'POST /api/v1/auth/refresh': { body: body({ refreshToken: BOGUS_REFRESH }), expect: Object.fromEntries(['anon', 'cad', ...WHO].map((w) => [w, 401])) },
     'POST /api/v1/auth/logout': { body: body({}), freshSession: true },
 
     'GET /api/v1/organisations': {},
@@ -222,6 +246,8 @@ function plans(): Record<string, Plan> {
     // The admin closes it; the dispatcher then finds it closed.
     'POST /api/v1/incidents/{id}/close': { params: { id: made.incidentToClose }, expect: { dispatch: 409 } },
     'POST /api/v1/incidents/{id}/grants': { params: { id: made.incident }, body: body(grantBody) },
+    // Issue 8: offline codes (PROTOCOL §2.6); the demo controllers are online, so the list is empty.
+    'GET /api/v1/incidents/{id}/offline-codes': { params: { id: made.incident } },
     'GET /api/v1/grants/{id}': { params: { id: made.grant }, expect: { 'owner-brf': 404, amb3010: 404 } },
     'POST /api/v1/grants/{id}/extend': { params: { id: made.grant }, body: body({ minutes: 15 }) },
     'POST /api/v1/grants/{id}/revoke': { params: { id: made.grantToRevoke }, expect: { dispatch: 409 } },
@@ -239,6 +265,40 @@ function plans(): Record<string, Plan> {
     'GET /api/v1/audit/checkpoints': {},
     'GET /api/v1/audit/keys': {},
     'GET /api/v1/audit/verify': {},
+
+    // Issue 8 roster sync (admin only). The import takes text/csv (a string body is sent as such);
+    // SCIM answers RFC 7644 errors (scimCodeOf).
+    'POST /api/v1/agencies/{id}/roster': { params: { id: 'ag-sec' }, query: 'mode=merge', body: body('externalId,name\nsec-csv-1,Csv Member\n') },
+    'GET /api/v1/agencies/{id}/roster': { params: { id: 'ag-sec' } },
+    'GET /api/v1/agencies/{agencyId}/scim/v2/Users': { params: { agencyId: 'ag-sec' } },
+    'POST /api/v1/agencies/{agencyId}/scim/v2/Users': { params: { agencyId: 'ag-sec' }, body: body({ userName: 'sec-member-2', name: { formatted: 'Second Member' } }) },
+    'GET /api/v1/agencies/{agencyId}/scim/v2/Users/{id}': { params: { agencyId: 'ag-sec', id: made.member } },
+    'PUT /api/v1/agencies/{agencyId}/scim/v2/Users/{id}': { params: { agencyId: 'ag-sec', id: made.member }, body: body({ userName: 'sec-member', name: { formatted: 'Sec Member Two' } }) },
+    'PATCH /api/v1/agencies/{agencyId}/scim/v2/Users/{id}': { params: { agencyId: 'ag-sec', id: made.member }, body: body({ Operations: [{ op: 'replace', path: 'active', value: false }] }) },
+    'DELETE /api/v1/agencies/{agencyId}/scim/v2/Users/{id}': { params: { agencyId: 'ag-sec', id: made.memberToDelete } },
+
+    // Issue 8 CAD integrations (admin) and the CAD's own routes (an API key only: every user 403;
+    // webhooks.test.ts calls them with keys). Owner webhooks: the org's owner and admins.
+    'POST /api/v1/integrations': { body: body({ name: 'New CAD', kind: 'cad' }) },
+    'GET /api/v1/integrations': {},
+    'POST /api/v1/integrations/{id}/revoke': { params: { id: made.integrationToRevoke } },
+    'GET /api/v1/integrations/{id}/deliveries': { params: { id: made.integration } },
+    'POST /api/v1/cad/incidents': { body: body({ cadId: 'SEC-1', kind: 'fire', location: { lat: 59.31, lng: 18.07 } }) },
+    // The CAD reads an incident it opened; one a dispatcher opened is not its own.
+    'GET /api/v1/cad/incidents/{id}': { params: { id: made.cadIncident } },
+    'GET /api/v1/organisations/{id}/webhook': { params: { id: 'org-soderporten' }, expect: SCOPED_OUT },
+    'PUT /api/v1/organisations/{id}/webhook': { params: { id: 'org-soderporten' }, body: body({ url: 'https://hooks.example.org/sp' }), expect: SCOPED_OUT },
+    'DELETE /api/v1/organisations/{id}/webhook': { params: { id: 'org-sec' }, expect: { owner: 404, 'owner-brf': 404 } },
+    'GET /api/v1/organisations/{id}/webhook/deliveries': { params: { id: 'org-soderporten' }, expect: SCOPED_OUT },
+
+    // Issue 8 readiness and drills (DESIGN §9): admin, dispatcher and the building's owner; the
+    // schedule is set by the admin and the owner. A drill on bld-01 runs against the demo controllers.
+    'GET /api/v1/readiness': {},
+    'GET /api/v1/buildings/{id}/readiness': { params: { id: 'bld-01' }, expect: SCOPED_OUT },
+    'POST /api/v1/buildings/{id}/drills': { params: { id: 'bld-01' }, expect: SCOPED_OUT },
+    'GET /api/v1/buildings/{id}/drills': { params: { id: 'bld-01' }, expect: SCOPED_OUT },
+    'GET /api/v1/buildings/{id}/drill-schedule': { params: { id: 'bld-01' }, expect: SCOPED_OUT },
+    'PUT /api/v1/buildings/{id}/drill-schedule': { params: { id: 'bld-01' }, body: body({ enabled: true, everyDays: 7, hour: 3, timeZone: 'Europe/Stockholm' }), expect: SCOPED_OUT },
   };
 }
 
@@ -263,8 +323,29 @@ function urlOf(o: Operation, plan: Plan): string {
     if (v === undefined || v === '') throw new Error(`${o.key}: no value for path parameter {${name}}`);
     return encodeURIComponent(v);
   });
-  return url;
+  return plan.query === undefined ? url : `${url}?${plan.query}`;
 }
+
+/** `url` with one more query parameter. */
+const withQuery = (url: string, q: string): string => `${url}${url.includes('?') ? '&' : '?'}${q}`;
+/** A planned body as `api` sends it: a string as raw `text/csv`, anything else as JSON. */
+const bodyOpts = (b: unknown): { raw: string; contentType: string } | { body: unknown } | Record<string, never> =>
+  b === undefined ? {} : typeof b === 'string' ? { raw: b, contentType: 'text/csv' } : { body: b };
+
+/**
+ * SCIM operations (issue 8) answer RFC 7644 §3.12 errors, `{schemas, status, scimType?, detail}`:
+ * the code their status stands for, so the checks below read them like `{error: {code}}`.
+ */
+const SCIM_CODES: Record<string, string> = { '400': 'validation-failed', '401': 'unauthenticated', '403': 'forbidden', '404': 'not-found', '409': 'conflict' };
+function scimCodeOf(r: Reply): string | undefined {
+  const schemas = r.body?.['schemas'];
+  return Array.isArray(schemas) && schemas.includes('urn:ietf:params:scim:api:messages:2.0:Error') ? SCIM_CODES[String(r.body?.['status'])] : undefined;
+}
+const isScim = (o: Operation): boolean => o.path.includes('/scim/v2/');
+/** Issue 8: routes only an integration's API key opens (no user role). */
+const integrationOnly = (o: Operation): boolean => o.op['x-roles']?.length === 1 && o.op['x-roles'][0] === 'integration';
+/** Who sends the bad input: the admin, or for integration-only routes a CAD's API key. */
+const callerOf = (o: Operation): string => (integrationOnly(o) ? made.integrationKey : tokens.admin);
 
 /** The error code an expected error status must come with. */
 const CODE_OF: Record<number, string> = { 401: 'unauthenticated', 404: 'not-found', 409: 'conflict' };
@@ -274,8 +355,12 @@ const PUBLIC = ['GET /api/v1/health', 'GET /api/v1/ready', 'GET /api/v1/openapi.
 /** Each demo user's role (checked against its token in the first test). */
 const ROLE_OF: Record<Who, string> = { admin: 'admin', dispatch: 'dispatcher', responder: 'responder', owner: 'owner', 'owner-brf': 'owner', amb3010: 'responder' };
 
-const COLLECTIONS: CollectionName[] = ['organisations', 'users', 'buildings', 'doors', 'controllers', 'controllerLive', 'agencies', 'units', 'tags', 'incidents', 'grants'];
-const STABLE: CollectionName[] = ['organisations', 'users', 'buildings', 'doors', 'controllers', 'agencies', 'units', 'tags', 'incidents'];
+const COLLECTIONS: CollectionName[] = [
+  'organisations', 'users', 'buildings', 'doors', 'controllers', 'controllerLive', 'agencies', 'units', 'tags', 'incidents', 'grants',
+  // Issue 8 (webhook deliveries are left out: their retries move on by themselves).
+  'integrations', 'cadLinks', 'orgWebhooks', 'drills', 'drillSchedules', 'rosterMembers',
+];
+const STABLE: CollectionName[] = ['organisations', 'users', 'buildings', 'doors', 'controllers', 'agencies', 'units', 'tags', 'incidents', 'integrations', 'cadLinks', 'orgWebhooks', 'drills', 'drillSchedules', 'rosterMembers'];
 
 /** Counts of every collection, and the full content of those only requests change. */
 async function snapshot(): Promise<{ counts: Record<string, number>; content: Record<string, string>; grants: string }> {
@@ -321,24 +406,25 @@ describe('roles and scope on every operation of the OpenAPI document', () => {
       const isPublic = o.op.security === undefined;
       if (!isPublic) expect(Array.isArray(roles) && roles.length > 0, `${o.key} documents its roles (x-roles)`).toBe(true);
       const url = urlOf(o, plan);
-      for (const who of ['anon', ...WHO] as Caller[]) {
+      for (const who of ['anon', ...WHO, 'cad'] as Caller[]) {
         let token: string | undefined;
-        if (who !== 'anon') token = plan.freshSession ? (await login(who, PASSWORDS[who])).accessToken : tokens[who];
+        if (who === 'cad') token = made.integrationKey;
+        else if (who !== 'anon') token = plan.freshSession ? (await login(who, PASSWORDS[who])).accessToken : tokens[who];
         const b = plan.body?.(who);
-        const r = await api(url, { method: o.method, ...(token ? { token } : {}), ...(b === undefined ? {} : { body: b }) });
+        const r = await api(url, { method: o.method, ...(token ? { token } : {}), ...bodyOpts(b) });
         let expected: number;
         let code: string | undefined;
         if (who === 'anon' && !isPublic) {
           expected = 401;
           code = 'unauthenticated';
-        } else if (who !== 'anon' && !isPublic && !roles?.includes(ROLE_OF[who])) {
+        } else if (who !== 'anon' && !isPublic && !roles?.includes(who === 'cad' ? 'integration' : ROLE_OF[who])) {
           expected = 403;
           code = 'forbidden';
         } else {
           expected = plan.expect?.[who] ?? successOf(o.op);
           code = CODE_OF[expected];
         }
-        const got = r.body?.error?.code ?? '';
+        const got = r.body?.error?.code ?? scimCodeOf(r) ?? '';
         rows.push([o.key, who, r.status, got, code ? `${expected} ${code}` : expected]);
         if (r.status >= 500 || r.status !== expected || (code !== undefined && got !== code)) {
           failures.push(`${o.key} as ${who}: ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
@@ -381,14 +467,27 @@ describe('the roles the document gives out match DESIGN §7', () => {
         'GET /api/v1/audit/checkpoints',
         'GET /api/v1/audit/keys',
         'GET /api/v1/audit/verify',
+        // Issue 8: its organisation's webhook and delivery log.
+        'GET /api/v1/organisations/{id}/webhook',
+        'PUT /api/v1/organisations/{id}/webhook',
+        'DELETE /api/v1/organisations/{id}/webhook',
+        'GET /api/v1/organisations/{id}/webhook/deliveries',
+        // Issue 8: its buildings' readiness, drills (run and history) and drill schedule (DESIGN §9).
+        'GET /api/v1/readiness',
+        'GET /api/v1/buildings/{id}/readiness',
+        'GET /api/v1/buildings/{id}/drills',
+        'POST /api/v1/buildings/{id}/drills',
+        'GET /api/v1/buildings/{id}/drill-schedule',
+        'PUT /api/v1/buildings/{id}/drill-schedule',
       ].sort(),
     );
   });
 
-  it('a dispatcher writes incidents, grants, pulses and tag blocks, nothing administrative', () => {
+  it('a dispatcher writes incidents, grants, pulses, tag blocks and runs readiness drills, nothing administrative', () => {
     expect(allowed('dispatcher').filter((k) => !k.startsWith('GET '))).toEqual(
       [
         'POST /api/v1/auth/logout',
+        'POST /api/v1/buildings/{id}/drills',
         'POST /api/v1/doors/{id}/pulse',
         'POST /api/v1/grants/{id}/extend',
         'POST /api/v1/grants/{id}/revoke',
@@ -398,13 +497,17 @@ describe('the roles the document gives out match DESIGN §7', () => {
         'POST /api/v1/tags/{id}/block',
       ].sort(),
     );
-    expect(allowed('dispatcher').filter((k) => /organisations|users/.test(k))).toEqual([]);
+    expect(allowed('dispatcher').filter((k) => /organisations|users|roster|scim|integrations/.test(k))).toEqual([]);
   });
 
-  it('an admin may call every protected operation', () => {
+  it('an integration\'s API key (issue 8): the CAD routes, nothing else', () => {
+    expect(allowed('integration')).toEqual(['GET /api/v1/cad/incidents/{id}', 'POST /api/v1/cad/incidents']);
+  });
+
+  it('an admin may call every protected operation (but those only an integration\'s API key opens)', () => {
     expect(allowed('admin')).toEqual(
       operations()
-        .filter((o) => o.op.security !== undefined)
+        .filter((o) => o.op.security !== undefined && !integrationOnly(o))
         .map((o) => o.key)
         .sort(),
     );
@@ -548,17 +651,65 @@ describe('owner and responder scope on incidents and grants', () => {
   });
 });
 
+describe('issue 8: what an owner or a CAD learns of what is not theirs', () => {
+  // The body is checked before the handler looks the id up, so a bad body answers 400 whatever the
+  // id: the same answer for another organisation's object as for one that does not exist. With a
+  // good body the other organisation's object is 404, like one that does not exist.
+  it('owner-brf: 404 with a good body, and for a bad body the same 400 as for a made-up id; nothing changes', async () => {
+    const before = await snapshot();
+    const cases: [string, string, string, unknown, unknown][] = [
+      ['PUT', '/api/v1/organisations/{id}/webhook', 'org-soderporten', { url: 'https://hooks.example.org/brf' }, { url: 'x' }],
+      ['PUT', '/api/v1/buildings/{id}/drill-schedule', 'bld-01', { enabled: true, everyDays: 7, hour: 3, timeZone: 'UTC' }, { enabled: true, everyDays: 0, hour: 3, timeZone: 'UTC' }],
+      ['PUT', '/api/v1/buildings/{id}/policy', 'bld-01', POLICY_01, { ...POLICY_01, maxMinutes: -1 }],
+    ];
+    for (const [method, path, theirs, good, bad] of cases) {
+      const at = (id: string) => path.replace('{id}', id);
+      const as = (id: string, b: unknown) => api(at(id), { method, token: tokens['owner-brf'], body: b });
+      const [goodTheirs, goodNone] = [await as(theirs, good), await as('made-up-id', good)];
+      expect([path, goodTheirs.status, goodTheirs.body?.error?.code]).toEqual([path, 404, 'not-found']);
+      expect([path, goodNone.status, goodNone.body?.error?.code]).toEqual([path, 404, 'not-found']);
+      const [badTheirs, badNone] = [await as(theirs, bad), await as('made-up-id', bad)];
+      expect([path, badTheirs.status, badTheirs.body?.error?.code]).toEqual([path, 400, 'validation-failed']);
+      expect(badTheirs.body?.error).toEqual(badNone.body?.error);
+    }
+    const after = await snapshot();
+    expect(after.counts).toEqual(before.counts);
+    expect(after.content).toEqual(before.content);
+  });
+
+  it('a CAD key reads only the incidents it opened: a dispatcher\'s is 404, like one that does not exist', async () => {
+    const theirs = await api(`/api/v1/cad/incidents/${made.incident}`, { token: made.integrationKey });
+    expect([theirs.status, theirs.body?.error?.code]).toEqual([404, 'not-found']);
+    const none = await api('/api/v1/cad/incidents/inc-does-not-exist', { token: made.integrationKey });
+    expect([none.status, none.body?.error?.code]).toEqual([404, 'not-found']);
+    expect((await api(`/api/v1/cad/incidents/${made.cadIncident}`, { token: made.integrationKey })).status).toBe(200);
+  });
+
+  it('the readiness list is scoped: an owner sees its own buildings only, the dispatcher all of them', async () => {
+    const ids = async (who: Who) => ((await api('/api/v1/readiness', { token: tokens[who] })).body?.['items'] as { buildingId: string }[]).map((i) => i.buildingId).sort();
+    const all = (await gw.store.list('buildings', { limit: 10_000 })).map((b) => [b.id, b.orgId] as const);
+    const of = (org: string) => all.filter(([, o]) => o === org).map(([id]) => id).sort();
+    expect(of('org-brf-nytorgsvinkeln').length).toBeGreaterThan(0);
+    expect(await ids('owner-brf')).toEqual(of('org-brf-nytorgsvinkeln'));
+    expect(await ids('owner')).toEqual(of('org-soderporten'));
+    expect(await ids('dispatch')).toEqual(all.map(([id]) => id).sort());
+  });
+});
+
 describe('bad input on every operation of the document', () => {
   it('bodies (malformed, array, unknown field, 200 KB, deep, long text), path and query: 400 validation-failed / 413 payload-too-large, never 500, no change', async () => {
     const planned = plans();
-    const withBody = operations().filter((o) => o.op.requestBody !== undefined);
+    // The roster import takes CSV (its own cases below). SCIM answers its errors as RFC 7644 ones
+    // (scimCodeOf) and takes attributes it does not know (identity providers send many): no
+    // unknown-field cases for it.
+    const withBody = operations().filter((o) => o.op.requestBody?.content['application/json'] !== undefined);
     expect(withBody.length).toBeGreaterThan(20);
     const withoutBody = operations().filter((o) => o.op.requestBody === undefined && o.method !== 'GET');
     const before = await snapshot();
     const rows: (string | number)[][] = [['operation', 'case', 'status', 'code', 'expected']];
     const failures: string[] = [];
     const check = (o: Operation, name: string, r: Reply, status: number, code: string) => {
-      const got = r.body?.error?.code ?? '';
+      const got = r.body?.error?.code ?? scimCodeOf(r) ?? '';
       rows.push([o.key, name, r.status, got, `${status} ${code}`]);
       if (r.status !== status || got !== code) failures.push(`${o.key} ${name}: ${r.status} ${JSON.stringify(r.body).slice(0, 300)}`);
     };
@@ -567,13 +718,15 @@ describe('bad input on every operation of the document', () => {
       const url = urlOf(o, plan);
       const valid = plan.body?.('admin');
       expect(typeof valid === 'object' && valid !== null && !Array.isArray(valid), `${o.key} has a valid object body planned`).toBe(true);
-      const send = (raw: string) => api(url, { method: o.method, token: tokens.admin, raw });
+      const send = (raw: string) => api(url, { method: o.method, token: callerOf(o), raw });
       const big = 'x'.repeat(200 * 1024);
       const firstString = Object.entries(valid as Record<string, unknown>).find(([, v]) => typeof v === 'string')?.[0] ?? 'padding';
       check(o, 'malformed JSON', await send('{"a": 1,'), 400, 'validation-failed');
       check(o, 'JSON array', await send(JSON.stringify([valid])), 400, 'validation-failed');
-      check(o, 'unknown field', await send(JSON.stringify({ ...(valid as object), isAdmin: true })), 400, 'validation-failed');
-      check(o, 'unknown nested field', await send(JSON.stringify(nestExtra(valid as Record<string, unknown>))), 400, 'validation-failed');
+      if (!isScim(o)) {
+        check(o, 'unknown field', await send(JSON.stringify({ ...(valid as object), isAdmin: true })), 400, 'validation-failed');
+        check(o, 'unknown nested field', await send(JSON.stringify(nestExtra(valid as Record<string, unknown>))), 400, 'validation-failed');
+      }
       check(o, '200 KB string', await send(JSON.stringify({ ...(valid as object), [firstString]: big })), 413, 'payload-too-large');
       check(o, 'JSON null', await send('null'), 400, 'validation-failed');
       // Under the body limit, yet deep enough to overflow a recursive walk (once a 500 here).
@@ -585,10 +738,12 @@ describe('bad input on every operation of the document', () => {
       for (const leaf of stringLeaves(valid)) {
         check(o, `60 KB at /${leaf.join('/')}`, await send(JSON.stringify(setAt(valid, leaf, long))), 400, 'validation-failed');
       }
-      // Optional text fields the minimal body leaves out, from the document's schema.
-      const schema = o.op.requestBody?.content['application/json'].schema ?? {};
+      // Optional text fields the minimal body leaves out, from the document's schema (not SCIM's:
+      // its `displayName` and `externalId` stand in for `name.formatted` and `userName`, and are
+      // ignored when those are given).
+      const schema = o.op.requestBody?.content['application/json']?.schema ?? {};
       for (const [name, prop] of Object.entries((schema['properties'] ?? {}) as Record<string, Record<string, unknown>>)) {
-        if (name in (valid as object) || !takesString(prop)) continue;
+        if (name in (valid as object) || !takesString(prop) || isScim(o)) continue;
         check(o, `60 KB at optional /${name}`, await send(JSON.stringify({ ...(valid as object), [name]: long })), 400, 'validation-failed');
       }
     }
@@ -596,7 +751,7 @@ describe('bad input on every operation of the document', () => {
     for (const o of operations()) {
       const plan = planned[o.key]!;
       const b = plan.body?.('admin');
-      const call = (url: string) => api(url, { method: o.method, token: tokens.admin, ...(b === undefined ? {} : { body: b }) });
+      const call = (url: string) => api(url, { method: o.method, token: callerOf(o), ...bodyOpts(b) });
       for (const name of Object.keys(plan.params ?? {})) {
         for (const [what, bad] of [
           ['300 characters', 'a'.repeat(300)],
@@ -605,14 +760,28 @@ describe('bad input on every operation of the document', () => {
           ['a path', '..%2F..%2Fetc'],
         ] as const) {
           const url = o.path.replace(/\{(\w+)\}/g, (_m, p: string) => (p === name ? bad : encodeURIComponent(plan.params?.[p] ?? '')));
-          check(o, `{${name}} with ${what}`, await call(url), 400, 'validation-failed');
+          check(o, `{${name}} with ${what}`, await call(plan.query === undefined ? url : `${url}?${plan.query}`), 400, 'validation-failed');
         }
       }
-      check(o, 'unknown query parameter', await call(`${urlOf(o, plan)}?bogus=1`), 400, 'validation-failed');
+      check(o, 'unknown query parameter', await call(withQuery(urlOf(o, plan), 'bogus=1')), 400, 'validation-failed');
+    }
+    // Operations that take CSV (the roster import): JSON, no body, an unknown query value, more than
+    // the CSV limit, and a file with a bad line (422, all or nothing).
+    for (const o of operations().filter((x) => x.op.requestBody?.content['text/csv'] !== undefined)) {
+      const plan = planned[o.key]!;
+      const valid = plan.body?.('admin');
+      expect(typeof valid, `${o.key} has a valid CSV body planned`).toBe('string');
+      const url = urlOf(o, plan);
+      const csv = (text: string, at = url) => api(at, { method: o.method, token: tokens.admin, raw: text, contentType: 'text/csv' });
+      check(o, 'a JSON body', await api(url, { method: o.method, token: tokens.admin, body: { csv: valid } }), 400, 'validation-failed');
+      check(o, 'no body', await api(url, { method: o.method, token: tokens.admin }), 400, 'validation-failed');
+      check(o, 'an unknown mode', await csv(valid as string, url.replace(/mode=\w+/, 'mode=replace')), 400, 'validation-failed');
+      check(o, '2 MB of CSV', await csv(`externalId,name\n${'sec-big,Big Member\n'.repeat(110_000)}`), 413, 'payload-too-large');
+      check(o, 'a line without its name', await csv('externalId,name\nsec-csv-bad,\n'), 422, 'policy-violation');
     }
     // Operations that take no body refuse one rather than ignore it.
     for (const o of withoutBody) {
-      const r = await api(urlOf(o, planned[o.key]!), { method: o.method, token: tokens.admin, body: { unexpected: true } });
+      const r = await api(urlOf(o, planned[o.key]!), { method: o.method, token: callerOf(o), body: { unexpected: true } });
       check(o, 'a body where none is taken', r, 400, 'validation-failed');
     }
     expect(failures, `${failures.join('\n')}\n\n${table(rows)}`).toEqual([]);
@@ -665,6 +834,13 @@ describe('what the server said about all this', () => {
     const leaks = data.filter((a) => /scrypt\$|passwordHash|mqttPasswordHash/.test(a.text) || (a.what !== 'POST /api/v1/controllers' && /offlineSecret|privateKey/.test(a.text)));
     expect(leaks.map((a) => `${a.what}: ${a.text.slice(0, 200)}`)).toEqual([]);
     for (const p of [...Object.values(PASSWORDS), EXTRA_PASSWORD]) expect(answers.some((a) => a.text.includes(p))).toBe(false);
+    // Issue 8: an API key and a webhook secret are in the answer that made them, and in no other.
+    expect(madeSecrets.length).toBe(4);
+    expect(data.filter((a) => /keyHash/.test(a.text) || a.text.includes(createHash('sha256').update(made.integrationKey).digest('hex'))).map((a) => a.what)).toEqual([]);
+    for (const { what, secret } of madeSecrets) {
+      expect(secret.length, what).toBeGreaterThanOrEqual(20);
+      expect(answers.filter((a) => a.text.includes(secret)).map((a) => a.what)).toEqual([what]);
+    }
   });
 
   it('logged no unexpected failure (500) and no token or password', () => {
@@ -672,5 +848,6 @@ describe('what the server said about all this', () => {
     const all = JSON.stringify(logLines);
     for (const t of Object.values(tokens)) expect(all.includes(t)).toBe(false);
     for (const p of [...Object.values(PASSWORDS), EXTRA_PASSWORD]) expect(all.includes(p)).toBe(false);
+    for (const { what, secret } of madeSecrets) expect(all.includes(secret), what).toBe(false);
   });
 });

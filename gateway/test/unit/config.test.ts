@@ -35,6 +35,10 @@ describe('loadConfig', () => {
         tileAttribution: undefined,
         basemapFile: undefined,
         metricsToken: undefined,
+        webhookBackoffMs: 1000,
+        webhookMaxAttempts: 20,
+        webhookAllowHttp: 'off',
+        drillMaxAgeDays: 0,
         logLevel: 'info',
       },
     });

@@ -131,6 +131,8 @@ describe('deploy/mosquitto/mosquitto.conf', () => {
     expect(conf).toMatch(/^allow_anonymous false$/m);
     expect(conf).toMatch(/^persistence true$/m);
     expect(conf).toMatch(/^set_tcp_nodelay true$/m);
+    // A queue cap makes Mosquitto drop messages it already acknowledged to the controller.
+    expect(conf).toMatch(/^max_queued_messages 0$/m);
   });
 
   it('takes accounts from the Dynamic Security plugin, whose file lives in the data volume', () => {

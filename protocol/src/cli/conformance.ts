@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * `sp-conformance` (`npm run conformance -- --help`): check a controller against PROTOCOL.md
- * P-1…P-24 over MQTT. The logic lives in `../conformance/cli.ts`.
+ * P-1…P-25 over MQTT. The logic lives in `../conformance/cli.ts`.
  */
 import { runCli } from '../conformance/cli.js';
 

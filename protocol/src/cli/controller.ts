@@ -6,6 +6,7 @@
  *   tag <door> <uid>    a tag at a door's reader        pin <door> <pin>   a PIN on its keypad
  *   open <door>         someone opens the door          close <door>       …and closes it
  *   tamper              the enclosure switch            status             what it holds now
+ *   code <door> <8 digits>  an offline emergency code on the keypad (PROTOCOL §2.6)
  *
  * Each command's result, and each thing the controller does on its own (connected, applied,
  * expired, an event made or acknowledged, a message rejected), is one JSON line on stdout. A PIN
@@ -25,10 +26,10 @@ const USAGE = `Usage: sp-controller --bundle bundle.json --state ./data/ctl-1.st
 
 Runs one reference controller from its provisioning bundle (§5.9), keeping its state in the state
 file. Commands on stdin, one a line; results as JSON lines on stdout:
-  tag <door> <uid>   pin <door> <pin>   open <door>   close <door>   tamper   status
+  tag <door> <uid>   pin <door> <pin>   code <door> <8 digits>   open <door>   close <door>   tamper   status
 `;
 
-const COMMANDS = ['tag', 'pin', 'open', 'close', 'tamper', 'status'] as const;
+const COMMANDS = ['tag', 'pin', 'code', 'open', 'close', 'tamper', 'status'] as const;
 
 type Out = Record<string, unknown>;
 
@@ -77,6 +78,13 @@ function runCommand(c: ReferenceController, line: string): Out | undefined {
       if (problem || rest.length !== 2 || door === undefined || pin === undefined) return { cmd, error: problem ?? 'usage: pin <door> <pin>' };
       return { cmd, door, ...c.enterPin(door, pin) };
     }
+    case 'code': {
+      // An offline code (PROTOCOL §2.6), as typed after `*`; like a PIN, never echoed.
+      const [door, digits] = rest;
+      const problem = needDoor(door) ?? (digits === undefined || !/^[0-9]{8}$/.test(digits) ? 'a code is 8 digits' : undefined);
+      if (problem || rest.length !== 2 || door === undefined || digits === undefined) return { cmd, error: problem ?? 'usage: code <door> <8 digits>' };
+      return { cmd, door, ...c.presentCode(door, digits) };
+    }
     case 'open':
     case 'close': {
       const [door] = rest;
@@ -96,6 +104,7 @@ function runCommand(c: ReferenceController, line: string): Out | undefined {
         ctrl: c.id,
         boot: c.boot,
         connected: c.connected,
+        online: c.online,
         appliedVersion: c.appliedVersion,
         lastSeq: c.lastSeq,
         grants: c.grants.map((g) => ({ grantId: g.grantId, incident: g.incident, doors: g.doors, notBefore: g.notBefore, notAfter: g.notAfter })),

@@ -38,7 +38,7 @@ export const USAGE = `Usage: sp-conformance --url mqtt://host:port --controller 
          [--other-door REF] [--tag UID] [--username U --password-file F] [--timeout MS] [--json] [--verbose]
    or: sp-conformance --fleet FILE [--controller ID] [--url URL] [--door REF] [--json] …
 
-Plays the gateway for one controller and checks it against PROTOCOL.md P-1…P-24.
+Plays the gateway for one controller and checks it against PROTOCOL.md P-1…P-25.
   --controller-key   the controller's Ed25519 public key, base64url of the raw 32 bytes
   --gateway-seed-file a file holding the 32-byte seed (base64url) of a gateway key the controller trusts
   --fleet            a fleet file {gateway:{kid, privateKey, publicKey}, controllers:[bundle…]}:

@@ -2,7 +2,7 @@
  * The conformance suite (DESIGN §5.8): import from `@smart-passage/protocol/conformance`.
  *
  * `runConformance` plays the gateway for one controller over any MQTT broker and checks the
- * controller against PROTOCOL.md's requirements P-1…P-24, using only what a gateway can see on
+ * controller against PROTOCOL.md's requirements P-1…P-25, using only what a gateway can see on
  * the wire: the controller's retained state, its replies and its events. Hooks let a test bench
  * crash, restart, disconnect the controller and present tags at its readers; a requirement that
  * needs a hook that was not given is reported `manual`, with what to verify by hand.

@@ -1,5 +1,5 @@
 /**
- * The conformance requirements a controller is measured against (PROTOCOL.md §10, P-1…P-24).
+ * The conformance requirements a controller is measured against (PROTOCOL.md §10, P-1…P-25).
  * Titles are short forms for the report table; the normative wording lives in PROTOCOL.md.
  */
 
@@ -39,4 +39,5 @@ export const REQUIREMENTS: readonly Requirement[] = [
   { id: 'P-22', level: 'MUST', title: 'Keeps unacknowledged events across outages and restarts, in order' },
   { id: 'P-23', level: 'SHOULD', title: 'Sets TCP_NODELAY on its MQTT socket' },
   { id: 'P-24', level: 'MUST', title: 'Without a trusted clock: clockSynced:false, denies clock-unsafe' },
+  { id: 'P-25', level: 'SHOULD', title: 'Offline codes: only while offline, once per (door, window), no digits reported' },
 ];

@@ -1,5 +1,5 @@
 /**
- * One conformance run: the phases in the order they run, each checking some of P-1…P-24 and
+ * One conformance run: the phases in the order they run, each checking some of P-1…P-25 and
  * recording what it saw in the Findings. Every wait is bounded; nothing here opens a connection
  * (the session, watcher and probes in `session.ts` do).
  */
@@ -881,6 +881,8 @@ export class Run {
     }
     this.#f.pass('P-4', 'the suite itself never retains sync or cmd');
     this.#f.manual('P-23', "TCP_NODELAY is invisible over MQTT: check the controller sets it on its socket (setsockopt, or `ss -ti` shows no Nagle delay)");
+    // A code is accepted only while the controller is offline, so no gateway can watch it happen.
+    this.#f.manual('P-25', 'cut the controller off the broker, enter *<code> (PROTOCOL §2.6) at its keypad: granted once, a second entry denied spent; reconnect: the access events arrive with credential offline-code and no digits');
     this.#evaluateSeq();
   }
 

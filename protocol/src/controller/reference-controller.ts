@@ -13,6 +13,7 @@ import { acceptSeq } from '../checks.js';
 import { buildMessage, newId, openMessage } from '../envelope.js';
 import { privateKeyFromSeed, trustedKeys, type SigningKey, type TrustedKeys } from '../keys.js';
 import { silentLogger, type Logger } from '../log.js';
+import { checkOfflineCode, offlineCodeWindow, OFFLINE_CODE_SKEW_WINDOWS } from '../offline-code.js';
 import { connectMqtt, type MqttConnectOptions } from '../mqtt/connect.js';
 import type { AccessDecision, BodyOf, EvtBody, Message, ProvisioningBundle, ReplyBody, StateOnlineBody } from '../schemas.js';
 import {
@@ -101,6 +102,8 @@ export class ReferenceController extends EventEmitter<ControllerEvents> {
   #pinFailures = new Map<string, number[]>();
   #rejectWindow = { start: 0, count: 0, suppressed: 0 };
   #stopped = true;
+  /** PROTOCOL §2.6: online from the birth's PUBACK until the connection ends; offline otherwise. */
+  #announced = false;
 
   constructor(o: ReferenceControllerOptions) {
     super();
@@ -154,6 +157,7 @@ export class ReferenceController extends EventEmitter<ControllerEvents> {
     this.#clearTimers();
     const client = this.#client;
     this.#client = undefined;
+    this.#announced = false;
     if (!client) return;
     if (client.connected) {
       try {
@@ -180,6 +184,7 @@ export class ReferenceController extends EventEmitter<ControllerEvents> {
   }
 
   #dropConnection(): void {
+    this.#announced = false;
     const client = this.#client;
     if (!client) return;
     this.#client = undefined;
@@ -219,6 +224,10 @@ export class ReferenceController extends EventEmitter<ControllerEvents> {
   get connected(): boolean {
     return this.#client?.connected ?? false;
   }
+  /** Online in the sense of PROTOCOL §2.6: connected and announced (birth acknowledged). */
+  get online(): boolean {
+    return this.#announced && this.connected;
+  }
   /** The live MQTT client (tests read its socket to check TCP_NODELAY). */
   get mqttClient(): MqttClient | undefined {
     return this.#client;
@@ -251,6 +260,46 @@ export class ReferenceController extends EventEmitter<ControllerEvents> {
     const decision = this.#present(door, { kind: 'pin', pin });
     if (decision.result === 'denied') this.#pinFailures.set(door, [...recent, now]);
     else this.#pinFailures.delete(door);
+    return decision;
+  }
+
+  /**
+   * An offline emergency code typed on the keypad of `door` (PROTOCOL §2.6: `*` then 8 digits;
+   * pass the digits). Accepted only while offline, once per (door, window); wrong codes count
+   * towards the keypad lockout like wrong PINs. The event never carries the digits.
+   */
+  presentCode(door: string, digits: string): AccessDecision {
+    this.#door(door);
+    const now = this.#now();
+    const recent = (this.#pinFailures.get(door) ?? []).filter((t) => now - t < PIN_LOCKOUT_MS);
+    const report = (decision: AccessDecision, window?: number): AccessDecision => {
+      this.#emitEvent({ kind: 'access', door, credential: { kind: 'offline-code', ...(window !== undefined ? { window } : {}) }, ...decision, at: now });
+      return decision;
+    };
+    if (recent.length >= PIN_FAILURES_BEFORE_LOCKOUT) return report({ result: 'denied', reason: 'lockout' });
+    const deny = (reason: AccessDecision['reason'], window?: number): AccessDecision => {
+      this.#pinFailures.set(door, [...recent, now]);
+      return report({ result: 'denied', reason }, window);
+    };
+    if (!(this.#o.clockSynced ?? true)) return deny('clock-unsafe');
+    // While the gateway can reach the controller, it opens doors itself and audits them live.
+    if (this.online) return deny('controller-online');
+    const secret = this.#o.bundle.offlineSecret;
+    if (secret === undefined) return deny('unknown');
+    const m = checkOfflineCode({ secret, ctrl: this.id, door, digits, now });
+    if (m.match === 'none') return deny('unknown');
+    if (m.match === 'expired') return deny('expired', m.window);
+    const oldest = offlineCodeWindow(now) - OFFLINE_CODE_SKEW_WINDOWS;
+    const spent = (this.#state.spentCodes ?? []).filter((c) => c.window >= oldest);
+    if (spent.some((c) => c.door === door && c.window === m.window)) {
+      this.#state.spentCodes = spent;
+      return deny('spent', m.window);
+    }
+    // Spent and reported in one write (the event's #save), before the lock moves.
+    this.#state.spentCodes = [...spent, { door, window: m.window }];
+    this.#pinFailures.delete(door);
+    const decision = report({ result: 'granted', reason: 'offline-code' }, m.window);
+    this.#unlock(this.#door(door), this.#door(door).unlockMs, 'credential');
     return decision;
   }
 
@@ -324,6 +373,9 @@ export class ReferenceController extends EventEmitter<ControllerEvents> {
       void this.#onConnect(client, generation);
     });
     client.on('message', (topic, payload) => this.#onMessage(topic, payload));
+    client.on('close', () => {
+      if (generation === this.#generation) this.#announced = false;
+    });
     // One warning per outage, not one per reconnect attempt (a fleet of 1,000 would flood the log).
     let quiet = false;
     client.on('connect', () => {
@@ -347,6 +399,7 @@ export class ReferenceController extends EventEmitter<ControllerEvents> {
       return;
     }
     if (generation !== this.#generation) return;
+    this.#announced = true;
     this.#log.info('online', { ctrl: this.id, boot: this.#boot, appliedVersion: this.#state.appliedVersion, backlog: this.#state.backlog.length });
     this.#pump();
     this.emit('connected');

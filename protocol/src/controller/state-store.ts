@@ -17,6 +17,8 @@ export interface PersistedState {
   grants: HeldGrant[];
   /** Signed `evt` payloads (JSON text) in the order they were made, oldest first. */
   backlog: string[];
+  /** Offline codes used (PROTOCOL §2.6): one per (door, window), kept while the window is accepted. */
+  spentCodes?: { door: string; window: number }[];
 }
 
 export interface ControllerStateStore {

@@ -9,7 +9,7 @@
  *   so a reconnect resumes the feed with no gap (DESIGN §6).
  */
 import { io, type Socket } from 'socket.io-client';
-import type { ApiErrorBody, ClientToServerEvents, ServerToClientEvents, Session } from './types';
+import type { ApiErrorBody, ClientToServerEvents, OfflineCode, ServerToClientEvents, Session } from './types';
 
 export type LiveSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
@@ -32,6 +32,8 @@ type Query = Record<string, string | number | boolean | undefined>;
 export interface RequestOptions {
   query?: Query;
   body?: unknown;
+  /** A `text/csv` body instead of JSON (the roster import, issue 8). */
+  csv?: string;
   signal?: AbortSignal;
 }
 
@@ -105,6 +107,16 @@ export class Api {
   patch<T>(path: string, body: unknown, o: RequestOptions = {}): Promise<T> {
     return this.#fetch<T>('PATCH', path, { ...o, body });
   }
+  /** The offline codes of an incident's route doors whose controller is offline (audited at the gateway). */
+  offlineCodes(incidentId: string, signal?: AbortSignal): Promise<{ items: OfflineCode[]; nextWindowAt: number }> {
+    return this.get(`/api/v1/incidents/${encodeURIComponent(incidentId)}/offline-codes`, signal ? { signal } : {});
+  }
+
+  /** POST a CSV file's text (`text/csv`), answered with JSON. */
+  postCsv<T>(path: string, csv: string, o: RequestOptions = {}): Promise<T> {
+    return this.#fetch<T>('POST', path, { ...o, csv });
+  }
+
   del(path: string, o: RequestOptions = {}): Promise<void> {
     return this.#fetch<void>('DELETE', path, o);
   }
@@ -172,11 +184,12 @@ export class Api {
   async #raw(method: string, path: string, o: RequestOptions, token: string | undefined): Promise<Response> {
     const headers: Record<string, string> = {};
     if (token) headers.authorization = `Bearer ${token}`;
-    if (o.body !== undefined) headers['content-type'] = 'application/json';
+    if (o.csv !== undefined) headers['content-type'] = 'text/csv';
+    else if (o.body !== undefined) headers['content-type'] = 'application/json';
     const res = await fetch(`${this.base}${path}${queryString(o.query)}`, {
       method,
       headers,
-      ...(o.body !== undefined ? { body: JSON.stringify(o.body) } : {}),
+      ...(o.csv !== undefined ? { body: o.csv } : o.body !== undefined ? { body: JSON.stringify(o.body) } : {}),
       ...(o.signal ? { signal: o.signal } : {}),
     });
     if (res.ok) return res;

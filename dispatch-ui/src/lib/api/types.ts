@@ -137,6 +137,21 @@ export interface Grant {
   deliveries: Delivery[];
 }
 
+/** GET /api/v1/incidents/{id}/offline-codes: a route door whose controller is offline (PROTOCOL §2.6). */
+export interface OfflineCode {
+  doorId: string;
+  doorName: string;
+  doorRef: string;
+  buildingId: string;
+  controllerId: string;
+  grantId: string;
+  /** 8 digits; read it out, never log it. */
+  code: string;
+  window: number;
+  /** ms epoch: the controller refuses the code from then on. */
+  validUntil: number;
+}
+
 /** What a socket gets first (then deltas). */
 export interface Snapshot {
   incidents: Incident[];
@@ -155,7 +170,67 @@ export interface Page<T> {
   next?: string;
 }
 
+/** Issue 8 (DESIGN §9): readiness as the gateway computes it (GET /api/v1/readiness, socket `readiness`). */
+export type ReadinessState = 'ready' | 'degraded' | 'offline' | 'no-access';
+export interface ReadinessReason {
+  code: string;
+  doorId?: string;
+  controllerId?: string;
+  text: string;
+}
+export interface LastDrill {
+  id: string;
+  status: 'passed' | 'failed';
+  at: number;
+  reasons: string[];
+}
+export interface BuildingReadiness {
+  buildingId: string;
+  state: ReadinessState;
+  reasons: ReadinessReason[];
+  lastDrill?: LastDrill;
+}
+export interface DrillDoorResult {
+  doorId: string;
+  doorName: string;
+  controllerId: string;
+  granted?: boolean;
+  deniedAfter?: boolean;
+  ok: boolean;
+  reason?: string;
+}
+export interface Drill {
+  id: string;
+  buildingId: string;
+  status: 'running' | 'passed' | 'failed';
+  trigger: 'manual' | 'schedule';
+  by?: string;
+  startedAt: number;
+  endedAt?: number;
+  grantId?: string;
+  doors: DrillDoorResult[];
+  reasons: string[];
+}
+export interface DrillSchedule {
+  enabled: boolean;
+  everyDays: number;
+  hour: number;
+  timeZone: string;
+  nextAt?: number;
+}
+/** Socket `alert`: a failed drill, to dispatch and the building's owner. */
+export interface DrillAlert {
+  kind: 'drill-failed';
+  buildingId: string;
+  buildingName: string;
+  drillId: string;
+  reasons: string[];
+  at: number;
+}
+
 export interface ServerToClientEvents {
+  readiness: (r: BuildingReadiness) => void;
+  alert: (a: DrillAlert) => void;
   snapshot: (s: Snapshot) => void;
   grant: (g: Grant) => void;
   incident: (i: Incident) => void;

@@ -30,6 +30,8 @@ const GROUP_OF_PREFIX: Readonly<Record<string, AuditGroup>> = {
   incident: 'incidents',
   door: 'doors',
   controller: 'controllers',
+  drill: 'controllers',
+  'offline-code': 'doors',
 };
 
 /** The group of a type (every type has one). */
@@ -67,6 +69,7 @@ const LABEL: Record<AuditType, string> = {
   'door.hold.done': 'Door held open',
   'door.release.requested': 'Door release requested',
   'door.release.done': 'Door released',
+  'offline-code.issued': 'Offline code given to dispatcher',
   'access.granted': 'Access granted',
   'access.denied': 'Access denied',
   'door.state': 'Door',
@@ -86,6 +89,9 @@ const LABEL: Record<AuditType, string> = {
   'policy.changed': 'Emergency policy changed',
   'audit.exported': 'Log exported',
   'audit.trimmed': 'Old entries trimmed',
+  'drill.started': 'Readiness drill started',
+  'drill.passed': 'Readiness drill passed',
+  'drill.failed': 'Readiness drill failed',
 };
 
 export function auditLabel(type: AuditType): string {
@@ -153,6 +159,8 @@ export function auditDetails(item: AuditItem, names: AuditNames = {}): string {
     parts.push(`tag ${lookup(names.tags, item.tagId)}${unit}`);
   } else if (str(data.uid) !== undefined) {
     parts.push(`unknown tag ${str(data.uid)}`);
+  } else if (data.credential === 'offline-code') {
+    parts.push('offline code');
   } else if (data.credential === 'pin') {
     parts.push('PIN');
     if (item.unitId !== undefined) parts.push(`unit ${lookup(names.units, item.unitId)}`);

@@ -1,53 +1,24 @@
 /**
- * Building readiness as the dispatcher's map shows it (DESIGN §9, §4 flow 7). Pure: the caller
- * hands in the policy, the controllers on the building's emergency route and how to look up each
- * controller's live state.
+ * How the UI shows building readiness (DESIGN §9). The gateway computes it (issue 8: one source of
+ * truth, with reasons per door and the last drill; GET /api/v1/readiness and the socket's
+ * `readiness`): here are only its labels, classes and colours.
  *
  * - `no-access`: emergency access is disabled (or there is no emergency door to open).
  * - `offline`: a route door's controller is offline, or its live state is unknown.
  * - `degraded`: every route controller is online, but one is clock-unsafe or behind the desired
- *   version (the controller would refuse or miss a new grant).
- * - `ready`: everything a grant needs is there. The drill part of §9 is not visible to the UI yet.
+ *   version, or the last drill failed, is missing or too old.
+ * - `ready`: everything a grant needs is there, and the last drill passed.
  */
+import type { ReadinessState } from '../api/types';
 
-export type Readiness = 'ready' | 'degraded' | 'offline' | 'no-access';
+export type Readiness = ReadinessState;
 
-/** What readiness needs of a controller: its live state, plus the desired version when known. */
-export interface ControllerHealth {
-  online: boolean;
-  clockSafe: boolean;
-  appliedVersion: number;
-  /** From GET /api/v1/controllers; absent when the UI does not know it. */
-  desiredVersion?: number;
-}
-
-export type ControllerCondition = 'ok' | 'degraded' | 'offline';
-
-/** One controller: unknown counts as offline (the dispatcher must not assume a door will open). */
-export function controllerCondition(c: ControllerHealth | undefined): ControllerCondition {
-  if (!c || !c.online) return 'offline';
-  if (!c.clockSafe) return 'degraded';
-  if (c.desiredVersion !== undefined && c.appliedVersion < c.desiredVersion) return 'degraded';
-  return 'ok';
-}
-
-/**
- * A building's readiness from its policy and the controllers of its route doors (each id once or
- * more; duplicates are harmless).
- */
-export function buildingReadiness(
-  policy: { enabled: boolean },
-  routeControllerIds: readonly string[],
-  controllerOf: (id: string) => ControllerHealth | undefined,
-): Readiness {
-  if (!policy.enabled || routeControllerIds.length === 0) return 'no-access';
-  let degraded = false;
-  for (const id of new Set(routeControllerIds)) {
-    const cond = controllerCondition(controllerOf(id));
-    if (cond === 'offline') return 'offline';
-    if (cond === 'degraded') degraded = true;
-  }
-  return degraded ? 'degraded' : 'ready';
+/** "Passed 3 h ago" style line for the last drill, or that none has run. */
+export function lastDrillText(d: { status: 'passed' | 'failed'; at: number } | undefined, now = Date.now()): string {
+  if (!d) return 'No drill yet';
+  const mins = Math.max(0, Math.round((now - d.at) / 60_000));
+  const ago = mins < 1 ? 'just now' : mins < 60 ? `${mins} min ago` : mins < 48 * 60 ? `${Math.round(mins / 60)} h ago` : `${Math.round(mins / 1440)} days ago`;
+  return `${d.status === 'passed' ? 'Passed' : 'Failed'} ${ago}`;
 }
 
 export const READINESS_ORDER: readonly Readiness[] = ['ready', 'degraded', 'offline', 'no-access'];

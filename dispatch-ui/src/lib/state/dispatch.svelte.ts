@@ -7,18 +7,11 @@
  */
 import { SvelteMap, SvelteSet } from 'svelte/reactivity';
 import { ApiError, type Api } from '../api/client';
-import type { Agency, AuditItem, Building, Door, Grant, Incident, LatLng, MapConfig, Page, Unit } from '../api/types';
+import type { Agency, AuditItem, Building, BuildingReadiness, Door, Drill, Grant, Incident, LatLng, MapConfig, Page, Unit } from '../api/types';
 import { errorText } from '../logic/format';
-import { buildingReadiness, type ControllerHealth, type Readiness } from '../logic/readiness';
+import type { Readiness } from '../logic/readiness';
 import { clampMinutes, defaultMinutes, routeDoors } from '../logic/route-doors';
 import type { LiveState } from './live.svelte';
-
-/** What GET /api/v1/controllers adds to the live state: the building and the desired version. */
-interface ControllerInfo {
-  id: string;
-  buildingId: string;
-  desiredVersion: number;
-}
 
 export const INCIDENT_KINDS = ['fire', 'ambulance', 'police', 'rescue'] as const;
 export type IncidentKind = (typeof INCIDENT_KINDS)[number];
@@ -36,9 +29,6 @@ const isAbort = (err: unknown): boolean => err instanceof DOMException && err.na
 export class DispatchState {
   #buildings = $state.raw<Building[]>([]);
   #buildingById = $state.raw<Readonly<Record<string, Building>>>({});
-  /** Controller ids by building, from the controllers list: the route until its doors are loaded. */
-  #controllersByBuilding = $state.raw<Readonly<Record<string, string[]>> | undefined>(undefined);
-  #desired = $state.raw<Readonly<Record<string, number>>>({});
   readonly #doors = new SvelteMap<string, Door[]>();
   #units = $state.raw<Unit[]>([]);
   #agencies = $state.raw<Agency[]>([]);
@@ -133,19 +123,17 @@ export class DispatchState {
     return b && doors ? routeDoors(doors, b.policy) : undefined;
   }
 
+  /**
+   * A building's readiness as the gateway computed it (DESIGN §9, issue 8: one source of truth).
+   * Unknown (not loaded yet) is "offline": never a hopeful "ready".
+   */
   readiness(b: Building): Readiness {
-    const doors = this.#doors.get(b.id);
-    // Until its doors are loaded, a building's controllers stand for its route; when even those are
-    // unknown, one unknown id makes it "offline" rather than a hopeful "ready".
-    const ids = doors ? routeDoors(doors, b.policy).map((d) => d.controllerId) : (this.#controllersByBuilding ? (this.#controllersByBuilding[b.id] ?? []) : ['?']);
-    return buildingReadiness(b.policy, ids, (id) => this.#health(id));
+    return this.#live.readiness.get(b.id)?.state ?? 'offline';
   }
 
-  #health(id: string): ControllerHealth | undefined {
-    const c = this.#live.controllers.get(id);
-    if (!c) return undefined;
-    const desired = this.#desired[id];
-    return desired === undefined ? c : { ...c, desiredVersion: desired };
+  /** The gateway's reasons and last drill for a building, when known. */
+  readinessDetail(buildingId: string): BuildingReadiness | undefined {
+    return this.#live.readiness.get(buildingId);
   }
 
   // ── Draft ────────────────────────────────────────────────────────────────────────────────
@@ -207,12 +195,7 @@ export class DispatchState {
         this.#buildings = bs.sort((a, b) => a.name.localeCompare(b.name));
         this.#buildingById = Object.fromEntries(bs.map((b) => [b.id, b]));
       }, fail),
-      this.#all<ControllerInfo>('/api/v1/controllers', 1000, signal).then((cs) => {
-        const by: Record<string, string[]> = {};
-        for (const c of cs) (by[c.buildingId] ??= []).push(c.id);
-        this.#controllersByBuilding = by;
-        this.#desired = Object.fromEntries(cs.map((c) => [c.id, c.desiredVersion]));
-      }, fail),
+      this.#api.get<{ items: BuildingReadiness[] }>('/api/v1/readiness', signal ? { signal } : {}).then((r) => this.#live.seedReadiness(r.items), fail),
       this.#all<Unit>('/api/v1/units', 500, signal).then((us) => (this.#units = us.sort((a, b) => a.callSign.localeCompare(b.callSign))), fail),
       this.#all<Agency>('/api/v1/agencies', 500, signal).then((as) => (this.#agencies = as.sort((a, b) => a.name.localeCompare(b.name))), fail),
       this.#api.get<MapConfig>('/api/v1/map', signal ? { signal } : {}).then(
@@ -375,6 +358,14 @@ export class DispatchState {
       this.#withPin = false;
       return res.pin !== undefined ? { pin: res.pin } : {};
     });
+  }
+
+  /**
+   * Run a readiness drill now (issue 8): the gateway answers when it ends; readiness and any alert
+   * follow over the socket. A failed drill is an answer, not an error.
+   */
+  async runDrill(buildingId: string): Promise<Drill | undefined> {
+    return this.#run(`drill:${buildingId}`, () => this.#api.post<Drill>(`/api/v1/buildings/${encodeURIComponent(buildingId)}/drills`));
   }
 
   async pulse(door: Door, incidentId: string): Promise<void> {

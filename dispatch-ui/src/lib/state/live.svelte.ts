@@ -5,7 +5,7 @@
  */
 import { SvelteMap } from 'svelte/reactivity';
 import type { Api, LiveSocket } from '../api/client';
-import type { AuditCheckpoint, AuditItem, ControllerLive, Grant, Incident } from '../api/types';
+import type { AuditCheckpoint, AuditItem, BuildingReadiness, ControllerLive, DrillAlert, Grant, Incident } from '../api/types';
 
 /** Entries the feed keeps in memory; the full log is the REST API's. */
 export const FEED_LIMIT = 500;
@@ -24,6 +24,11 @@ export class LiveState {
   readonly incidents = new SvelteMap<string, Incident>();
   readonly grants = new SvelteMap<string, Grant>();
   readonly controllers = new SvelteMap<string, ControllerLive>();
+  /** Issue 8: each building's readiness as the gateway computes it (DESIGN §9): REST first, then the socket. */
+  readonly readiness = new SvelteMap<string, BuildingReadiness>();
+  #drillAlerts = $state<DrillAlert[]>([]);
+  /** Called when a failed drill is reported (the dispatcher view beeps, as for an offline alert). */
+  onDrillAlert: (a: DrillAlert) => void = () => undefined;
   #feed = $state<AuditItem[]>([]);
   #checkpoints = $state<AuditCheckpoint[]>([]);
   #connected = $state(false);
@@ -48,6 +53,9 @@ export class LiveState {
   }
   get alerts(): OfflineAlert[] {
     return this.#alerts;
+  }
+  get drillAlerts(): DrillAlert[] {
+    return this.#drillAlerts;
   }
   get lastAuditId(): string | undefined {
     return this.#lastAuditId;
@@ -81,6 +89,8 @@ export class LiveState {
     socket.on('controller', (c) => this.applyController(c));
     socket.on('audit', (a) => this.addAudit(a));
     socket.on('checkpoint', (cp) => (this.#checkpoints = [...this.#checkpoints.slice(-99), cp]));
+    socket.on('readiness', (r) => this.applyReadiness(r));
+    socket.on('alert', (a) => this.applyDrillAlert(a));
   }
 
   disconnect(): void {
@@ -102,6 +112,27 @@ export class LiveState {
       }
     }
     if (c.online) this.#alerts = this.#alerts.filter((a) => a.controllerId !== c.id);
+  }
+
+  /** A readiness delta (whole record); a passing drill clears that building's drill alerts. */
+  applyReadiness(r: BuildingReadiness): void {
+    this.readiness.set(r.buildingId, r);
+    if (r.lastDrill?.status === 'passed') this.#drillAlerts = this.#drillAlerts.filter((a) => a.buildingId !== r.buildingId || a.at > r.lastDrill!.at);
+  }
+
+  /** A REST answer: kept only where no socket delta (which is newer) arrived first. */
+  seedReadiness(items: readonly BuildingReadiness[]): void {
+    for (const r of items) if (!this.readiness.has(r.buildingId)) this.readiness.set(r.buildingId, r);
+  }
+
+  applyDrillAlert(a: DrillAlert): void {
+    if (this.#drillAlerts.some((x) => x.drillId === a.drillId)) return;
+    this.#drillAlerts = [...this.#drillAlerts, a];
+    this.onDrillAlert(a);
+  }
+
+  dismissDrillAlert(drillId: string): void {
+    this.#drillAlerts = this.#drillAlerts.filter((a) => a.drillId !== drillId);
   }
 
   dismissAlert(controllerId: string): void {

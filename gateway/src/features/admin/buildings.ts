@@ -140,6 +140,7 @@ export function buildingRoutes(deps: AdminDeps): RouteDef[] {
           updatedAt: t,
         });
         await unique(() => store.insert('buildings', b));
+        deps.onBuildingChanged?.(b.id);
         setHeader('Location', `/api/v1/buildings/${b.id}`);
         return b;
       },
@@ -166,6 +167,7 @@ export function buildingRoutes(deps: AdminDeps): RouteDef[] {
           ...(body.location !== undefined ? { location: { lat: body.location.lat, lng: body.location.lng } } : {}),
           updatedAt: t,
         }));
+        deps.onBuildingChanged?.(params.id);
         if (!next) throw AppError.notFound('building');
         return pick(next);
       },
@@ -186,6 +188,7 @@ export function buildingRoutes(deps: AdminDeps): RouteDef[] {
         await refuseIfReferenced(store, 'controllers', { field: 'buildingId', value: id }, 'the building still has controllers');
         if ((await liveGrants(store, { field: 'buildingId', value: id })).length > 0) throw AppError.conflict('the building has a live grant');
         await store.delete('buildings', id);
+        deps.onBuildingChanged?.(id);
       },
     }),
     route({
@@ -212,6 +215,7 @@ export function buildingRoutes(deps: AdminDeps): RouteDef[] {
         });
         const t = now();
         const next = await store.update('buildings', params.id, (cur) => ({ ...cur, policy, updatedAt: t }));
+        deps.onBuildingChanged?.(params.id);
         if (!next) throw AppError.notFound('building');
         log.info('building policy set', { building: next.id, by: principal.userId, enabled: policy.enabled });
         return pick(next);

@@ -30,6 +30,11 @@ export interface AdminDeps {
    */
   onTagChanged?: (change: { before?: Tag; after?: Tag }) => Promise<void>;
   /**
+   * After a building was created, changed (its policy too) or deleted: caches keyed by building
+   * drop it (the real-time fan-out's owner cache, issue 7). Not awaited; must not throw.
+   */
+  onBuildingChanged?: (buildingId: string) => void;
+  /**
    * The audit trail (issue 4): `tag.blocked` and `policy.changed`, recorded before the change,
    * awaited (a change whose entry cannot be stored fails). Default: no auditing.
    */

@@ -57,7 +57,8 @@ export function controllerEventInput(ctrl: string, msg: Pick<Message<'evt'>, 'bo
         incidentId: ctx.incidentId,
         tagId: ctx.tagId,
         unitId: ctx.unitId,
-        data: { door: body.door, credential: body.credential.kind, ...uid, ...stamp },
+        // An offline code (PROTOCOL §2.6) is reported by its window, never its digits.
+        data: { door: body.door, credential: body.credential.kind, ...uid, ...(body.credential.kind === 'offline-code' && body.credential.window !== undefined ? { window: body.credential.window } : {}), ...stamp },
       };
     }
     case 'door': {

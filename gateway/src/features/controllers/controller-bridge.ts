@@ -74,7 +74,7 @@ import {
   type DoorCommand,
   type EventContext,
 } from '../audit/recorder-controller.js';
-import { desiredGrantsFor, isLive, openGrants } from '../grants/desired-state.js';
+import { desiredGrantsFor, isLive, isOpen, openGrants } from '../grants/desired-state.js';
 import { NO_METRICS, type Metrics } from '../metrics/metrics.js';
 import { applyState, emptyLive } from './presence.js';
 
@@ -524,12 +524,24 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
     const myDoors = await store.list('doors', { where: { field: 'controllerId', value: ctrl }, limit: 1000 });
     const doors = new Map<string, Door>();
     for (const d of myDoors) doors.set(d.id, d);
-    const grants = (await openGrants(store)).filter((g) => g.doorIds.some((id) => doors.has(id)));
+    const grants = (await this.#openGrantsOf(ctrl)).filter((g) => g.doorIds.some((id) => doors.has(id)));
     const tagsByUnit = new Map<string, Tag[]>();
     for (const unitId of new Set(grants.flatMap((g) => g.unitIds))) {
       tagsByUnit.set(unitId, await listAll(store, 'tags', { field: 'unitId', value: unitId }));
     }
     return desiredGrantsFor(ctrl, { grants, doors, tagsByUnit, now: this.#now() });
+  }
+
+  /**
+   * The open grants that can touch a controller: those of its building (a grant's doors are all in
+   * its building, and so are a controller's). Not every open grant of every building: a sync and a
+   * reply cost O(grants of one building), not O(open grants) — with 10,000 controllers and a grant
+   * per building, reading them all per reply made a lost-tag fan-out quadratic (issue 7).
+   */
+  async #openGrantsOf(ctrl: string): Promise<Grant[]> {
+    const known = await this.#knownOf(ctrl);
+    if (!known) return openGrants(this.#o.store);
+    return (await listAll(this.#o.store, 'grants', { field: 'buildingId', value: known.buildingId })).filter(isOpen);
   }
 
   // ── Messages in ─────────────────────────────────────────────────────────────────────────────
@@ -689,7 +701,7 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
     const now = this.#now();
     const done: string[] = [];
     const covers = (d: Grant['deliveries'][number]) => d.controllerId === ctrl && d.state === 'pending' && d.version <= applied;
-    for (const g of await openGrants(store)) {
+    for (const g of await this.#openGrantsOf(ctrl)) {
       const covered = g.deliveries.filter(covers);
       if (covered.length === 0) continue;
       if (!isLive(g, now) && g.status !== 'pending') continue;

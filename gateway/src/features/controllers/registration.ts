@@ -313,7 +313,7 @@ export function controllerRoutes(registry: ControllerRegistry): RouteDef[] {
         {
           buildingId: Type.Optional(Id),
           after: Type.Optional(ControllerId),
-          limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 100 })),
+          limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500, default: 100 })),
         },
         { additionalProperties: false },
       ),

@@ -57,6 +57,8 @@ export function desiredGrantsFor(controllerId: string, i: DesiredStateInput): Sy
     if (refs.length === 0) continue;
     const uids = new Set<string>();
     for (const unitId of g.unitIds) for (const t of i.tagsByUnit.get(unitId) ?? []) if (t.status === 'active') uids.add(t.uid);
+    // A drill's test grant (DESIGN §9) names its tag directly: a uid nobody carries.
+    if (g.drill) uids.add(g.drill.tagUid);
     const credentials: SyncGrant['credentials'] = [...uids].sort().map((uid) => ({ kind: 'tag' as const, uid }));
     if (g.pin !== undefined) credentials.push({ kind: 'pin', pin: g.pin });
     if (credentials.length === 0) continue;

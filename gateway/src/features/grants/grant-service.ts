@@ -118,6 +118,39 @@ export class GrantService {
     return { grant, ...(pin !== undefined ? { pin } : {}) };
   }
 
+  /**
+   * A readiness drill's test grant (issue 8, DESIGN §9): `drill.tagUid` on `doorIds`, for
+   * `durationMs`, under the drill's id in place of an incident. No policy check (it opens nothing
+   * anyone carries) and no `grant.created` entry: the caller audits `drill.started` naming it
+   * first. Expires like any grant, so a drill lost with its gateway still ends on the controllers.
+   */
+  async createDrill(input: { drillId: string; buildingId: string; doorIds: string[]; tagUid: string; durationMs: number }): Promise<Grant> {
+    const { store } = this.#o;
+    const now = this.#now();
+    const doors = await this.#doorMap(input.buildingId);
+    const ctrls = controllersOf({ doorIds: input.doorIds }, doors);
+    const deliveries: Delivery[] = [];
+    for (const c of ctrls) deliveries.push({ controllerId: c, version: await store.bumpDesiredVersion(c), state: 'pending' });
+    const grant: Grant = {
+      id: `grt-${newId(now)}`,
+      incidentId: input.drillId,
+      buildingId: input.buildingId,
+      doorIds: [...input.doorIds],
+      unitIds: [],
+      notBefore: now,
+      notAfter: now + input.durationMs,
+      status: 'pending',
+      createdBy: 'system',
+      createdAt: now,
+      deliveries,
+      drill: { tagUid: input.tagUid },
+    };
+    await store.insert('grants', grant);
+    await store.scheduleAt(dueKey(grant.id), grant.notAfter);
+    await this.#syncAll(ctrls);
+    return grant;
+  }
+
   /** Move the end later, within the policy's maximum counted from now. */
   async extend(grantId: string, durationMs: number, actor: AuditActor = SYSTEM_ACTOR): Promise<Grant> {
     const { store } = this.#o;

@@ -12,6 +12,17 @@
  */
 import type { ApiErrorCode } from '@smart-passage/protocol';
 import type { ControllerLive, Grant, Incident, Role } from '../../domain/types.js';
+import type { BuildingReadiness } from '../readiness/readiness.js';
+
+/** Issue 8: something a dispatcher and the building's owner must see now (a failed drill). */
+export interface RealtimeAlert {
+  kind: 'drill-failed';
+  buildingId: string;
+  buildingName: string;
+  drillId: string;
+  reasons: string[];
+  at: number;
+}
 
 /** Who is connected: the fields of a verified access token the channel needs. `exp` in seconds. */
 export interface RealtimePrincipal {
@@ -42,9 +53,13 @@ export interface RealtimePayloads {
   audit: AuditItem;
   /** A newly signed audit checkpoint (DESIGN §8 "publishes it to owners"): keep it to check later exports. */
   checkpoint: AuditCheckpoint;
+  /** Issue 8: a building's readiness changed (DESIGN §9). */
+  readiness: BuildingReadiness;
+  /** Issue 8: a failed drill. */
+  alert: RealtimeAlert;
 }
 export type RealtimeEvent = keyof RealtimePayloads;
-export const REALTIME_EVENTS: readonly RealtimeEvent[] = ['grant', 'incident', 'controller', 'audit', 'checkpoint'];
+export const REALTIME_EVENTS: readonly RealtimeEvent[] = ['grant', 'incident', 'controller', 'audit', 'checkpoint', 'readiness', 'alert'];
 
 /** Why a handshake or a refresh was refused; `code` is one of the API's stable error codes. */
 export interface ConnectErrorData {
@@ -68,6 +83,8 @@ export interface ServerToClientEvents {
   controller: (controller: ControllerLive) => void;
   audit: (entry: AuditItem) => void;
   checkpoint: (cp: AuditCheckpoint) => void;
+  readiness: (r: BuildingReadiness) => void;
+  alert: (a: RealtimeAlert) => void;
   /** Sent just before the server disconnects a socket whose token expired; reconnect with a fresh one. */
   'auth:expired': (reason: ConnectErrorData) => void;
 }

@@ -346,4 +346,41 @@ describe('the audit trail on the demo gateway', () => {
     expect(got.brf.some((cp) => cp.chain === 'building:bld-01')).toBe(false);
     for (const s of sockets) s.close();
   });
+
+  it("sends a building's live entries to its new owner as soon as it moves to another organisation (the fan-out's owner cache, issue 7)", async () => {
+    const connect = async (user: keyof typeof PASSWORDS) => {
+      const got: AuditItem[] = [];
+      const s: Socket = io(gw.httpUrl, { auth: { token: await login(user) }, transports: ['websocket'], reconnection: false });
+      s.on('audit', (a: AuditItem) => got.push(a));
+      await new Promise<void>((resolve, reject) => {
+        s.once('snapshot', () => resolve());
+        s.once('connect_error', reject);
+      });
+      return { s, got };
+    };
+    const admin = await login('admin');
+    const owner = await connect('owner');
+    const brf = await connect('owner-brf');
+    const street = gw.demo?.controllers.find((c) => c.id === 'ctl-sofa-01');
+    const denied = (got: AuditItem[], from = 0) => got.slice(from).some((a) => a.buildingId === 'bld-01' && a.type === 'access.denied');
+    // An entry on bld-01 reaches its owner: the gateway now holds bld-01 → that organisation.
+    street?.presentTag('entre', 'EEEEEEF2');
+    await until(() => denied(owner.got));
+    const before = (await api('/api/v1/buildings/bld-01', { token: admin })).body.orgId as string;
+    const moved = await api('/api/v1/buildings/bld-01', { token: admin, method: 'PATCH', body: { orgId: 'org-brf-nytorgsvinkeln' } });
+    expect(moved.status, moved.text).toBe(200);
+    try {
+      const seen = owner.got.length;
+      street?.presentTag('entre', 'EEEEEEF3');
+      // Well within the cache's TTL: only the invalidation on the change can make this pass.
+      await until(() => denied(brf.got));
+      await new Promise((r) => setTimeout(r, 300));
+      expect(denied(owner.got, seen)).toBe(false);
+    } finally {
+      const back = await api('/api/v1/buildings/bld-01', { token: admin, method: 'PATCH', body: { orgId: before } });
+      expect(back.status, back.text).toBe(200);
+      owner.s.close();
+      brf.s.close();
+    }
+  });
 });

@@ -120,7 +120,7 @@ export async function controllerOf(g: Running, id: string): Promise<ControllerVi
 }
 
 export async function controllers(g: Running): Promise<ControllerView[]> {
-  const r = await api<{ items: ControllerView[] }>(g.http, '/api/v1/controllers?limit=1000', { token: g.admin });
+  const r = await api<{ items: ControllerView[] }>(g.http, '/api/v1/controllers?limit=500', { token: g.admin });
   expect(r.status, JSON.stringify(r.body)).toBe(200);
   return r.body.items;
 }

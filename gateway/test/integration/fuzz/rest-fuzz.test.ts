@@ -16,7 +16,7 @@ let h: Harness;
 const tokens = {} as Record<Who, string>;
 let doc: OpenApiDocument;
 /** Ids made for this file: the fuzzed operations act on these, never on the demo district's. */
-const made = { incident: '', grant: '', brfIncident: '', brfGrant: '' };
+const made = { incident: '', grant: '', brfIncident: '', brfGrant: '', member: '', integration: '', integrationKey: '', cadIncident: '' };
 /** Another organisation's objects, by kind, for the scope test. */
 const theirs = { soder: {} as Record<string, string[]>, brf: {} as Record<string, string[]> };
 
@@ -45,6 +45,14 @@ beforeAll(async () => {
   await post('/api/v1/agencies', admin, { id: 'ag-fz', name: 'Fuzz agency', kind: 'fire' });
   await post('/api/v1/units', admin, { id: 'unit-fz', agencyId: 'ag-fz', callSign: 'FZ 1' });
   await post('/api/v1/tags', admin, { id: 'tag-fz', uid: 'F2F2F2F2', label: 'Fuzz tag', unitId: 'unit-fz' });
+  // Issue 8: a roster member (SCIM), and a CAD integration whose key calls the integration-only routes.
+  made.member = String((await post('/api/v1/agencies/ag-fz/scim/v2/Users', admin, { userName: 'fz-member', name: { formatted: 'Fuzz Member' } }))['id']);
+  const cad = await post('/api/v1/integrations', admin, { name: 'Fuzz CAD', kind: 'cad' });
+  made.integration = (cad['integration'] as { id: string }).id;
+  made.integrationKey = cad['apiKey'] as string;
+  const opened = await h.api('/api/v1/cad/incidents', { token: made.integrationKey, body: { cadId: 'FZ-0', kind: 'fire', location: { lat: 59.31, lng: 18.07 } } });
+  if (opened.status !== 200) throw new Error(`CAD incident: ${opened.status} ${opened.text.slice(0, 300)}`);
+  made.cadIncident = String((opened.body?.['incident'] as { id: string } | undefined)?.id);
   const dispatch = tokens.dispatch;
   made.incident = String((await post('/api/v1/incidents', dispatch, { kind: 'fire', location: { lat: 59.3135, lng: 18.0718 } }))['id']);
   made.grant = ((await post(`/api/v1/incidents/${made.incident}/grants`, dispatch, { buildingId: 'bld-01', doorIds: ['door-01-1'], unitIds: ['unit-rtj-2310'], pin: true, minutes: 10 }))['grant'] as { id: string }).id;
@@ -84,6 +92,8 @@ interface Operation {
   method: string;
   path: string;
   hasBody: boolean;
+  /** The body is `text/csv` (the roster import). */
+  csv: boolean;
   roles: string[];
   queryNames: string[];
 }
@@ -92,16 +102,16 @@ function operations(): Operation[] {
   const out: Operation[] = [];
   for (const [path, item] of Object.entries(doc.paths)) {
     for (const [method, op] of Object.entries(item)) {
-      if (op) out.push({ key: `${method.toUpperCase()} ${path}`, method: method.toUpperCase(), path, hasBody: op.requestBody !== undefined, roles: op['x-roles'] ?? [], queryNames: (op.parameters ?? []).filter((x) => x.in === 'query').map((x) => x.name) });
+      if (op) out.push({ key: `${method.toUpperCase()} ${path}`, method: method.toUpperCase(), path, hasBody: op.requestBody !== undefined, csv: op.requestBody?.content['text/csv'] !== undefined, roles: op['x-roles'] ?? [], queryNames: (op.parameters ?? []).filter((x) => x.in === 'query').map((x) => x.name) });
     }
   }
   return out;
 }
 
 /** Path parameter values (this file's fixtures) and a valid body per operation that takes one. */
-function plan(key: string): { params: Record<string, string>; body?: unknown } {
+function plan(key: string): { params: Record<string, string>; body?: unknown; query?: string } {
   const grantBody = { buildingId: 'bld-01', doorIds: ['door-01-1'], unitIds: ['unit-rtj-2310'], minutes: 10 };
-  const plans: Record<string, { params?: Record<string, string>; body?: unknown }> = {
+  const plans: Record<string, { params?: Record<string, string>; body?: unknown; query?: string }> = {
     'POST /api/v1/auth/login': { body: { username: 'fz-nobody', password: 'not-the-password' } },
     'POST /api/v1/auth/refresh': { body: { refreshToken: 'AAAAAAAAAAAAAAAAAAAAAA.BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB' } },
     'POST /api/v1/auth/logout': { body: {} },
@@ -112,6 +122,7 @@ function plan(key: string): { params: Record<string, string>; body?: unknown } {
     'POST /api/v1/buildings': { body: { orgId: 'org-fz', name: 'New building', address: 'Fuzzgatan 2, Stockholm', location: { lat: 59.3, lng: 18.1 } } },
     'PATCH /api/v1/buildings/{id}': { body: { name: 'Renamed building' } },
     'PUT /api/v1/buildings/{id}/policy': { body: { enabled: true, maxMinutes: 60, allowedAgencyIds: [], doorIds: [] } },
+    'PUT /api/v1/buildings/{id}/drill-schedule': { body: { enabled: true, everyDays: 7, hour: 3, timeZone: 'UTC' } },
     'POST /api/v1/buildings/{id}/doors': { body: { name: 'New door', kind: 'floor', routeOrder: 3, controllerId: 'ctl-fz', ref: 'd2' } },
     'PATCH /api/v1/buildings/{id}/doors/{doorId}': { body: { name: 'Renamed door' } },
     'POST /api/v1/agencies': { body: { name: 'New agency', kind: 'rescue' } },
@@ -126,6 +137,15 @@ function plan(key: string): { params: Record<string, string>; body?: unknown } {
     'POST /api/v1/grants/{id}/extend': { body: { minutes: 15 } },
     'POST /api/v1/doors/{id}/pulse': { body: { seconds: 3, incidentId: made.incident } },
     'POST /api/v1/me/doors/{id}/open': { body: { grantId: made.grant } },
+    // Issue 8: CAD integrations (the CAD routes are called with this file's integration key) and owner webhooks.
+    'POST /api/v1/integrations': { body: { name: 'Fuzz CAD', kind: 'cad' } },
+    'POST /api/v1/cad/incidents': { body: { cadId: 'FZ-1', kind: 'fire', location: { lat: 59.31, lng: 18.07 } } },
+    'PUT /api/v1/organisations/{id}/webhook': { body: { url: 'https://hooks.example.org/fz' } },
+    // Issue 8 roster import: CSV (fuzzed as CSV text below), merged so a taken file removes nobody.
+    'POST /api/v1/agencies/{id}/roster': { query: 'mode=merge', body: 'externalId,name\nfz-csv-1,Fuzz Member\n' },
+    'POST /api/v1/agencies/{agencyId}/scim/v2/Users': { body: { userName: 'fz-member-2', name: { formatted: 'Second Member' } } },
+    'PUT /api/v1/agencies/{agencyId}/scim/v2/Users/{id}': { body: { userName: 'fz-member', name: { formatted: 'Fuzz Member Two' } } },
+    'PATCH /api/v1/agencies/{agencyId}/scim/v2/Users/{id}': { body: { Operations: [{ op: 'replace', path: 'active', value: false }] } },
   };
   const p = plans[key] ?? {};
   // Path parameters: what the path names, from this file's own fixtures.
@@ -144,25 +164,39 @@ function plan(key: string): { params: Record<string, string>; body?: unknown } {
     grants: made.grant,
     doors: 'door-fz',
     me: 'door-01-1',
+    integrations: made.integration,
+    cad: made.cadIncident,
   };
   if (path.includes('{id}')) params['id'] = ID_OF[base] ?? 'unknown';
+  // SCIM (issue 8): /agencies/{agencyId}/scim/v2/Users/{id}, a member of this file's agency.
+  if (path.includes('{agencyId}')) {
+    params['agencyId'] = 'ag-fz';
+    if (path.includes('{id}')) params['id'] = made.member;
+  }
   if (path.includes('{doorId}')) params['doorId'] = 'door-fz';
-  return { params, ...(p.body !== undefined ? { body: p.body } : {}) };
+  return { params, ...(p.body !== undefined ? { body: p.body } : {}), ...(p.query !== undefined ? { query: p.query } : {}) };
 }
+
+/** Who calls: the admin, or for the routes only an integration's API key opens (issue 8), this file's CAD key. */
+const callerOf = (o: Operation): string => (o.roles.length === 1 && o.roles[0] === 'integration' ? made.integrationKey : tokens.admin);
 
 const urlOf = (o: Operation, params: Record<string, string>) => o.path.replace(/\{(\w+)\}/g, (_m, n: string) => encodeURIComponent(params[n] ?? ''));
 
-/** The answer is 2xx, or a 4xx with a known code that matches its status; never 5xx. */
+/** The answer is 2xx, or a 4xx with a known code that matches its status (SCIM: an RFC 7644 error of that status); never 5xx. */
 function wellFormedAnswer(r: Reply): string | undefined {
   if (r.status >= 200 && r.status < 300) return undefined;
   const code = r.body?.error?.code;
   if (r.status >= 500) return `server error ${r.status}`;
+  const scim = r.body as { schemas?: unknown; status?: unknown } | undefined;
+  if (Array.isArray(scim?.schemas) && scim.schemas.includes('urn:ietf:params:scim:api:messages:2.0:Error')) {
+    return scim.status === String(r.status) ? undefined : `SCIM error status ${String(scim.status)} with ${r.status}`;
+  }
   if (typeof code !== 'string' || !Object.hasOwn(API_ERROR_CODES, code)) return `no known error code: ${r.text.slice(0, 200)}`;
   if (API_ERROR_CODES[code as keyof typeof API_ERROR_CODES] !== r.status) return `code ${code} with status ${r.status}`;
   return undefined;
 }
 
-describe('REST fuzzing: every operation of the OpenAPI document, as admin', () => {
+describe('REST fuzzing: every operation of the OpenAPI document, as admin (an integration-only route with a CAD key)', () => {
   it('mostly invalid bodies: 2xx or a coded 4xx, never 5xx; a refused request changes nothing', async () => {
     const ops = operations();
     expect(ops.length).toBeGreaterThan(50);
@@ -177,12 +211,12 @@ describe('REST fuzzing: every operation of the OpenAPI document, as admin', () =
       // An operation that takes no body is sent one anyway: it must refuse it.
       const valid = o.hasBody ? p.body : { unexpected: true };
       expect(valid, `${o.key}: a valid body is planned`).toBeDefined();
-      const url = urlOf(o, p.params);
+      const url = p.query === undefined ? urlOf(o, p.params) : `${urlOf(o, p.params)}?${p.query}`;
       if (o.method === 'GET') {
         // No body on a GET: its query string is fuzzed instead.
         await fc.assert(
           fc.asyncProperty(hostileQuery([...o.queryNames, 'limit', 'cursor', 'bogus']), async (q) => {
-            const r = await h.api(`${url}?${q}`, { token: tokens.admin });
+            const r = await h.api(`${url}?${q}`, { token: callerOf(o) });
             tally.requests += 1;
             const problem = wellFormedAnswer(r);
             if (problem) failures.push(`${o.key} ?${q.slice(0, 120)}: ${problem}`);
@@ -196,12 +230,12 @@ describe('REST fuzzing: every operation of the OpenAPI document, as admin', () =
       }
       await fc.assert(
         fc.asyncProperty(
-          hostileBody(valid),
-          async (b) => {
+          o.csv ? hostileCsv(valid as string) : hostileBody(valid),
+          async (b: { what: string; raw?: string; value?: unknown; contentType?: string }) => {
             // Logout, when it takes the body, ends the session it is called with: a session of its own each time.
             const isLogout = o.key === 'POST /api/v1/auth/logout';
             if (isLogout && session === '') session = await h.login(`fz-session-${++sessions}`, 'fz-session-pw-1');
-            const r = await h.api(url, { method: o.method, token: isLogout ? session : tokens.admin, raw: b.raw ?? JSON.stringify(b.value) ?? 'undefined' });
+            const r = await h.api(url, { method: o.method, token: isLogout ? session : callerOf(o), raw: b.raw ?? JSON.stringify(b.value) ?? 'undefined', ...(b.contentType !== undefined ? { contentType: b.contentType } : {}) });
             if (isLogout && r.status < 300) session = '';
             if (r.status < 300) accepted.push(`${o.key} ${b.what}: ${(b.raw ?? JSON.stringify(b.value) ?? '').slice(0, 100)}`);
             tally.requests += 1;
@@ -230,6 +264,19 @@ describe('REST fuzzing: every operation of the OpenAPI document, as admin', () =
     console.info(`REST fuzz: ${ops.length} operations, ${tally.requests} requests, ${tally.refused} refused, ${tally.accepted} accepted:\n  ${accepted.join('\n  ')}`);
   });
 });
+
+/** Hostile CSV for a CSV body: random text, the valid file with an odd line or header, broken quoting, or JSON where CSV belongs. */
+function hostileCsv(valid: string): fc.Arbitrary<{ what: string; raw: string; contentType: string }> {
+  const csv = (what: string) => (raw: string) => ({ what, raw, contentType: 'text/csv' });
+  const rest = valid.split('\n').slice(1).join('\n');
+  return fc.oneof(
+    fc.string({ maxLength: 200 }).map(csv('random text')),
+    fc.array(oddString, { minLength: 1, maxLength: 5 }).map((cells) => csv('an odd line')(`${valid}${cells.join(',')}\n`)),
+    fc.array(oddString, { minLength: 1, maxLength: 5 }).map((cells) => csv('an odd header')(`${cells.join(',')}\n${rest}`)),
+    fc.constantFrom('externalId,name\n"fz-open,Unterminated\n', 'externalId,name,externalId\nfz-1,A,fz-2\n', 'externalId,name\nfz-1,A\nfz-1,B\n', '\ufeffexternalId,name\r\nfz-bom,"Quoted, name"\r\n', 'externalId,name\nfz-x,A,extra,cells\n', '\0\0\0').map(csv('odd CSV')),
+    fc.json().map((raw) => ({ what: 'JSON where CSV belongs', raw, contentType: 'application/json' })),
+  );
+}
 
 /** Percent-encode the UTF-8 bytes of any string (encodeURIComponent throws on a lone surrogate). */
 const pct = (s: string) => [...Buffer.from(s, 'utf8')].map((b) => `%${b.toString(16).padStart(2, '0')}`).join('');

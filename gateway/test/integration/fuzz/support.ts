@@ -31,14 +31,19 @@ export interface Harness {
   gw: Gateway;
   dir: string;
   logLines: LogLine[];
-  api: (path: string, o?: { token?: string; body?: unknown; raw?: string; method?: string }) => Promise<Reply>;
+  /** `contentType` is for `raw` (default application/json). */
+  api: (path: string, o?: { token?: string; body?: unknown; raw?: string; method?: string; contentType?: string }) => Promise<Reply>;
   login: (username: string, password: string) => Promise<string>;
   snapshot: () => Promise<Record<string, number | string>>;
   stop: () => Promise<void>;
 }
 
 /** Every collection a request could change (the audit trail and sessions are not among them). */
-export const COLLECTIONS: CollectionName[] = ['organisations', 'users', 'buildings', 'doors', 'controllers', 'agencies', 'units', 'tags', 'incidents', 'grants'];
+export const COLLECTIONS: CollectionName[] = [
+  'organisations', 'users', 'buildings', 'doors', 'controllers', 'agencies', 'units', 'tags', 'incidents', 'grants',
+  // Issue 8 (drills, their schedules and webhook deliveries also move on by themselves).
+  'integrations', 'cadLinks', 'orgWebhooks', 'rosterMembers',
+];
 
 export async function startHarness(prefix: string): Promise<Harness> {
   const dir = mkdtempSync(join(tmpdir(), prefix));
@@ -62,7 +67,7 @@ export async function startHarness(prefix: string): Promise<Harness> {
     const payload = o.raw ?? (o.body === undefined ? undefined : JSON.stringify(o.body));
     const res = await fetch(`${gw.httpUrl}${path}`, {
       method: o.method ?? (payload === undefined ? 'GET' : 'POST'),
-      headers: { ...(o.token ? { authorization: `Bearer ${o.token}` } : {}), ...(payload === undefined ? {} : { 'content-type': 'application/json' }) },
+      headers: { ...(o.token ? { authorization: `Bearer ${o.token}` } : {}), ...(payload === undefined ? {} : { 'content-type': o.contentType ?? 'application/json' }) },
       ...(payload === undefined ? {} : { body: payload }),
     });
     const text = await res.text();
