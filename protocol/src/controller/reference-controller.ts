@@ -10,21 +10,14 @@
 import { EventEmitter } from 'node:events';
 import type { MqttClient } from 'mqtt';
 import { acceptSeq } from '../checks.js';
-import { buildMessage, newId, openMessage } from '../envelope.js';
+import { openInbound } from './inbound.js';
+import { buildMessage, newId } from '../envelope.js';
 import { privateKeyFromSeed, trustedKeys, type SigningKey, type TrustedKeys } from '../keys.js';
 import { silentLogger, type Logger } from '../log.js';
 import { checkOfflineCode, offlineCodeWindow, OFFLINE_CODE_SKEW_WINDOWS } from '../offline-code.js';
 import { connectMqtt, type MqttConnectOptions } from '../mqtt/connect.js';
 import type { AccessDecision, BodyOf, EvtBody, Message, ProvisioningBundle, ReplyBody, StateOnlineBody } from '../schemas.js';
-import {
-  controllerTopic,
-  MAX_COMMAND_TTL_MS,
-  MAX_HOLD_MS,
-  MAX_PAYLOAD_BYTES,
-  parseControllerTopic,
-  TYPES_BY_TOPIC,
-  type ControllerTopic,
-} from '../topics.js';
+import { controllerTopic, MAX_HOLD_MS } from '../topics.js';
 import type { RejectCode, ReplyCode } from '../codes.js';
 import { decideAccess, holdGrant, type HeldGrant, type Presented } from './decide.js';
 import type { ControllerStateStore, PersistedState } from './state-store.js';
@@ -431,22 +424,12 @@ export class ReferenceController extends EventEmitter<ControllerEvents> {
   }
 
   #onMessage(topic: string, payload: Buffer): void {
-    const t = parseControllerTopic(topic);
-    if (!t || t.ctrl !== this.id || (t.leaf !== 'sync' && t.leaf !== 'cmd')) return;
-    const leaf: ControllerTopic = t.leaf;
-    const opened = openMessage(payload, {
-      types: TYPES_BY_TOPIC[leaf],
-      keys: this.#gatewayKeys,
-      maxBytes: MAX_PAYLOAD_BYTES[leaf],
-      ctrl: this.id,
-      now: this.#now(),
-      replay: { highest: this.#state.lastSeq, recent: this.#state.recentSeqs },
-      ...(leaf === 'cmd' ? { maxTtlMs: MAX_COMMAND_TTL_MS } : {}),
-    });
+    const opened = openInbound(topic, payload, { ctrl: this.id, keys: this.#gatewayKeys, now: this.#now(), lastSeq: this.#state.lastSeq, recentSeqs: this.#state.recentSeqs });
+    if (!opened) return;
     if (!opened.ok) {
-      if (opened.code === 'bad-body' && opened.id) {
+      if (opened.seq !== undefined && opened.id) {
         // Authentic and fresh, but the body is wrong: consume its seq and say so.
-        this.#acceptSeq((JSON.parse(payload.toString('utf8')) as { seq: number }).seq);
+        this.#acceptSeq(opened.seq);
         this.#save();
         this.#reply({ ref: opened.id, status: 'rejected', code: 'bad-body' });
       }

@@ -21,13 +21,14 @@
 import { EventEmitter } from 'node:events';
 import type { MqttClient } from 'mqtt';
 import { acceptSeq } from '../../checks.js';
-import { buildMessage, newId, openMessage } from '../../envelope.js';
+import { buildMessage, newId } from '../../envelope.js';
 import { privateKeyFromSeed, trustedKeys, type SigningKey, type TrustedKeys } from '../../keys.js';
 import { silentLogger, type Logger } from '../../log.js';
 import { connectMqtt, type MqttConnectOptions } from '../../mqtt/connect.js';
 import type { AccessDecision, BodyOf, EvtBody, Message, ProvisioningBundle, ReplyBody } from '../../schemas.js';
-import { controllerTopic, MAX_COMMAND_TTL_MS, MAX_PAYLOAD_BYTES, parseControllerTopic, TYPES_BY_TOPIC, type ControllerTopic } from '../../topics.js';
+import { controllerTopic } from '../../topics.js';
 import { decideAccess, holdGrant } from '../../controller/decide.js';
+import { openInbound } from '../../controller/inbound.js';
 import type { ControllerStateStore, PersistedState } from '../../controller/state-store.js';
 import { accessGranted, ACCTYPE_ALWAYS, cmdTopic, parseEspRfidMessage, type EspRfidCommand, type EspRfidMessage, type EspRfidUser } from './esp-rfid-json.js';
 
@@ -253,22 +254,11 @@ export class BridgedDevice extends EventEmitter<BridgedDeviceEvents> {
   }
 
   #onNative(topic: string, payload: Buffer): void {
-    const t = parseControllerTopic(topic);
-    if (!t || t.ctrl !== this.id || (t.leaf !== 'sync' && t.leaf !== 'cmd')) return;
-    const leaf: ControllerTopic = t.leaf;
-    // The same checks as the reference controller (PROTOCOL §4, §9): signature, audience, replay, expiry.
-    const opened = openMessage(payload, {
-      types: TYPES_BY_TOPIC[leaf],
-      keys: this.#gatewayKeys,
-      maxBytes: MAX_PAYLOAD_BYTES[leaf],
-      ctrl: this.id,
-      now: this.#now(),
-      replay: { highest: this.#state.lastSeq, recent: this.#state.recentSeqs },
-      ...(leaf === 'cmd' ? { maxTtlMs: MAX_COMMAND_TTL_MS } : {}),
-    });
+    const opened = openInbound(topic, payload, { ctrl: this.id, keys: this.#gatewayKeys, now: this.#now(), lastSeq: this.#state.lastSeq, recentSeqs: this.#state.recentSeqs });
+    if (!opened) return;
     if (!opened.ok) {
-      if (opened.code === 'bad-body' && opened.id) {
-        this.#acceptSeq((JSON.parse(payload.toString('utf8')) as { seq: number }).seq);
+      if (opened.seq !== undefined && opened.id) {
+        this.#acceptSeq(opened.seq);
         this.#save();
         this.#reply({ ref: opened.id, status: 'rejected', code: 'bad-body' });
       }
