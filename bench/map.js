@@ -122,8 +122,8 @@ const INSTRUMENT = `(() => {
 
 /**
  * The raw baseline's page body, run with (points, view, basemap, size) once Leaflet is loaded: the
- * UI's map options and marker options (Map.svelte), the same base layer styles, a tooltip and a
- * click handler per marker as the UI binds them.
+ * UI's map options and marker options (Map.svelte), the same base layer styles, the circles in one
+ * feature group with one tooltip and one click handler for them all, as the UI binds them.
  */
 const RAW_PAGE = `async ({ points, center, zoom, basemap, size }) => {
   const b = window.__spBench;
@@ -139,11 +139,12 @@ const RAW_PAGE = `async ({ points, center, zoom, basemap, size }) => {
   // Let the base layer draw first, as it does in the UI before the buildings arrive.
   await new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)));
   b.t0 = performance.now();
+  const labels = new WeakMap();
+  const group = L.featureGroup().bindTooltip((l) => labels.get(l) || '', { direction: 'top', offset: [0, -6] }).on('click', () => undefined).addTo(m);
   for (const p of points) {
     const marker = L.circleMarker([p.lat, p.lng], { radius: 7, stroke: false, fillColor: '#3fb950', fillOpacity: 0.95, bubblingMouseEvents: false });
-    marker.bindTooltip(p.label, { direction: 'top', offset: [0, -6] });
-    marker.on('click', () => undefined);
-    marker.addTo(m);
+    labels.set(marker, p.label);
+    group.addLayer(marker);
   }
   b.loaded();
 }`;
@@ -679,6 +680,8 @@ export async function runMapBench(options = {}) {
   const pans = options.pans ?? 20;
   const renders = options.renders ?? 3;
   const how = options.seed ?? 'store';
+  // The machine and its load at the start: the figures grow with the load (bench/README.md).
+  const host = machine();
   const concurrency = options.concurrency ?? 16;
   const progress = options.progress ?? ((line) => void process.stderr.write(`${line}\n`));
   for (const f of [MAIN, UI_INDEX]) if (!existsSync(f)) throw new Error(`${f} is missing: run npm run build first`);
@@ -740,6 +743,7 @@ export async function runMapBench(options = {}) {
       rendered,
       '',
       `Budget (DESIGN §12 "map with 10,000 buildings interactive", made a number in bench/README.md): first render ≤ ${BUDGET.firstRenderMs} ms and pan frame p95 ≤ ${BUDGET.panFrameP95Ms} ms — ${holds ? 'holds' : 'does not hold'}.`,
+      machineLine(host),
       '',
     ].join('\n');
     return { rows, table: rendered, section, holds, seed: { how, buildings: n, seconds } };

@@ -676,6 +676,7 @@ export class Gateway {
     await new Promise<void>((resolve) => (this.#server ? this.#server.close(() => resolve()) : resolve()));
     this.#server?.closeAllConnections();
     await this.client?.endAsync();
+    await this.bridge?.idle(); // replies taken before the client ended (acked, not yet handled)
     await this.broker?.stop();
     await this.audit?.stop();
     await this.store?.stop();

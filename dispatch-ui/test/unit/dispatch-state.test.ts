@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import { ApiError, type Api } from '../../src/lib/api/client';
 import type { Agency, Building, ControllerLive, Incident, Unit } from '../../src/lib/api/types';
-import { DispatchState } from '../../src/lib/state/dispatch.svelte';
+import { BUILDINGS_PAGE, DispatchState } from '../../src/lib/state/dispatch.svelte';
 import { LiveState } from '../../src/lib/state/live.svelte';
 import { door } from './fixtures';
 
@@ -21,12 +21,13 @@ const units: Unit[] = [{ id: 'u1', agencyId: 'a1', callSign: 'RTJ 2310' }];
 const agencies: Agency[] = [{ id: 'a1', name: 'Fire', kind: 'fire' }];
 const live1: ControllerLive = { id: 'ctl-1', online: true, appliedVersion: 4, lastSeq: 0, clockSafe: true, doors: [] };
 
-type Call = { method: string; path: string; body?: unknown };
+type Call = { method: string; path: string; body?: unknown; query?: Record<string, unknown> };
 
-function fakeApi(over: { grantError?: ApiError; noMap?: boolean } = {}): { api: Api; calls: Call[] } {
+function fakeApi(over: { grantError?: ApiError; noMap?: boolean; morePages?: boolean } = {}): { api: Api; calls: Call[] } {
   const calls: Call[] = [];
-  const get = (path: string): Promise<unknown> => {
-    calls.push({ method: 'GET', path });
+  const get = (path: string, o?: { query?: Record<string, unknown> }): Promise<unknown> => {
+    calls.push({ method: 'GET', path, ...(o?.query ? { query: o.query } : {}) });
+    if (path === '/api/v1/buildings' && over.morePages && o?.query?.['after'] === undefined) return Promise.resolve({ items: [{ ...building, id: 'bld-0', name: 'Ö' }], next: 'bld-0' });
     if (path === '/api/v1/buildings') return Promise.resolve({ items: [building] });
     if (path === '/api/v1/readiness') return Promise.resolve({ items: [{ buildingId: 'bld-1', state: 'degraded', reasons: [{ code: 'drill-never-run', text: 'No drill has been run' }] }] });
     if (path === '/api/v1/units') return Promise.resolve({ items: units });
@@ -71,6 +72,19 @@ describe('DispatchState', () => {
     expect(ds.units).toHaveLength(1);
     expect(ds.mapConfig).toBeUndefined();
     expect(ds.error).toBeUndefined();
+  });
+
+  it('reads the buildings in one request of the largest page the gateway gives, and follows `next` past it', async () => {
+    const one = await loaded();
+    expect(one.calls.filter((c) => c.path === '/api/v1/buildings')).toEqual([{ method: 'GET', path: '/api/v1/buildings', query: { limit: BUILDINGS_PAGE, after: undefined } }]);
+    // The map's view is asked for first: every circle drawn before it comes is drawn again.
+    expect(one.calls[0]?.path).toBe('/api/v1/map');
+    const two = await loaded({ morePages: true });
+    expect(two.calls.filter((c) => c.path === '/api/v1/buildings').map((c) => c.query)).toEqual([
+      { limit: BUILDINGS_PAGE, after: undefined },
+      { limit: BUILDINGS_PAGE, after: 'bld-0' },
+    ]);
+    expect(two.ds.buildings.map((b) => b.id)).toEqual(['bld-1', 'bld-0']);
   });
 
   it("readiness is the gateway's: loaded over REST, then moved by socket deltas; unknown is offline", async () => {

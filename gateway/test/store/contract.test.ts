@@ -475,6 +475,35 @@ describe('EmbeddedStore', () => {
     }
   });
 
+  it('commits the writes asked for in one turn together (group commit); one that fails is rolled back alone', async () => {
+    const h = await makeEmbedded();
+    const raw = () => new Database(h.path, { readonly: true });
+    const users = (db: Database.Database) => (db.prepare("SELECT count(*) AS n FROM docs WHERE collection = 'users'").get() as { n: number }).n;
+    try {
+      const a = new EmbeddedStore({ path: h.path });
+      await a.start();
+      const asked = [a.insert('users', user('u-1', 'alice')), a.insert('users', user('u-2', 'alice')), a.nextSeq('ctl-1'), a.bumpDesiredVersion('ctl-1')];
+      const outside = raw();
+      expect(users(outside)).toBe(0); // asked for, not yet committed: nothing visible from another connection
+      const settled = await Promise.allSettled(asked);
+      expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'fulfilled']);
+      expect((settled[1] as PromiseRejectedResult).reason).toBeInstanceOf(StoreConflictError);
+      expect(settled.slice(2).map((s) => (s as PromiseFulfilledResult<number>).value)).toEqual([1, 1]);
+      expect(users(outside)).toBe(1); // settled means committed: the others are stored, the conflict is not
+      outside.close();
+
+      // stop() commits what was asked for before it, rather than dropping it
+      const late = a.put('users', user('u-3', 'carol'));
+      await a.stop();
+      await expect(late).resolves.toBeUndefined();
+      const after = raw();
+      expect(users(after)).toBe(2);
+      after.close();
+    } finally {
+      await h.close();
+    }
+  });
+
   it('works in memory, and rejects calls before start with StoreUnavailableError', async () => {
     const s = new EmbeddedStore({ path: ':memory:' });
     await expect(s.ping()).rejects.toBeInstanceOf(StoreUnavailableError);

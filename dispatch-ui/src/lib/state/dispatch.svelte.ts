@@ -19,6 +19,12 @@ export type IncidentKind = (typeof INCIDENT_KINDS)[number];
 /** Minutes "Extend" adds. */
 export const EXTEND_MINUTES = 15;
 
+/**
+ * The gateway's largest page of GET /api/v1/buildings (MAX_BUILDINGS_PAGE): a city's 10,000
+ * buildings come in one request, not 21 pages of 500 one after another (issue 7, scenario 5).
+ */
+export const BUILDINGS_PAGE = 20_000;
+
 /** A failure as one line: the API's message (validation issues spelled out) and its code. */
 function failure(err: unknown): string {
   return `${errorText(err)}${err instanceof ApiError ? ` (${err.code})` : ''}`;
@@ -191,18 +197,19 @@ export class DispatchState {
       if (!isAbort(err)) this.#error = failure(err);
     };
     await Promise.all([
-      this.#all<Building>('/api/v1/buildings', 500, signal).then((bs) => {
+      // Asked first: the map opens on its view, and every circle drawn before it comes is drawn again.
+      this.#api.get<MapConfig>('/api/v1/map', signal ? { signal } : {}).then(
+        (m) => (this.#mapConfig = m),
+        // No map endpoint (or no base layer) yet: the map still works, on a plain background.
+        () => undefined,
+      ),
+      this.#all<Building>('/api/v1/buildings', BUILDINGS_PAGE, signal).then((bs) => {
         this.#buildings = bs.sort((a, b) => a.name.localeCompare(b.name));
         this.#buildingById = Object.fromEntries(bs.map((b) => [b.id, b]));
       }, fail),
       this.#api.get<{ items: BuildingReadiness[] }>('/api/v1/readiness', signal ? { signal } : {}).then((r) => this.#live.seedReadiness(r.items), fail),
       this.#all<Unit>('/api/v1/units', 500, signal).then((us) => (this.#units = us.sort((a, b) => a.callSign.localeCompare(b.callSign))), fail),
       this.#all<Agency>('/api/v1/agencies', 500, signal).then((as) => (this.#agencies = as.sort((a, b) => a.name.localeCompare(b.name))), fail),
-      this.#api.get<MapConfig>('/api/v1/map', signal ? { signal } : {}).then(
-        (m) => (this.#mapConfig = m),
-        // No map endpoint (or no base layer) yet: the map still works, on a plain background.
-        () => undefined,
-      ),
     ]);
     this.#loaded = true;
   }

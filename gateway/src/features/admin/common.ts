@@ -82,7 +82,13 @@ export interface PageOf<T> {
   next?: string;
 }
 
-/** One page of a collection in id order, optionally by an index value. */
+/** The most documents one `store.list` call returns (ListOptions.limit). */
+const STORE_PAGE = 1000;
+
+/**
+ * One page of a collection in id order, optionally by an index value. A page larger than the
+ * store's (GET /api/v1/buildings allows MAX_BUILDINGS_PAGE) is read in store pages, one after another.
+ */
 export async function listPage<K extends CollectionName, T>(
   store: StorePort,
   c: K,
@@ -91,7 +97,17 @@ export async function listPage<K extends CollectionName, T>(
   where?: { field: IndexField<K>; value: string },
 ): Promise<PageOf<T>> {
   const limit = q.limit ?? DEFAULT_PAGE;
-  const rows = await store.list(c, { limit: limit + 1, ...(q.after !== undefined ? { after: q.after } : {}), ...(where ? { where } : {}) });
+  // One more than the page tells whether there is a next one.
+  const rows: Collections[K][] = [];
+  let after = q.after;
+  while (rows.length <= limit) {
+    const want = Math.min(STORE_PAGE, limit + 1 - rows.length);
+    const chunk = await store.list(c, { limit: want, ...(after !== undefined ? { after } : {}), ...(where ? { where } : {}) });
+    for (const r of chunk) rows.push(r);
+    const last = chunk[chunk.length - 1];
+    if (chunk.length < want || last === undefined) break;
+    after = (last as { id: string }).id;
+  }
   if (rows.length <= limit) return { items: rows.map(map) };
   const items = rows.slice(0, limit);
   return { items: items.map(map), next: (items[limit - 1] as { id: string }).id };

@@ -177,6 +177,8 @@ interface SentCommand {
 /** A reply later than this finishes nothing we still track (commands expire after 10 s). */
 const COMMAND_MEMORY_MS = 5 * 60_000;
 const MAX_TRACKED = 10_000;
+/** Replies taken and not yet handled, over all controllers: past this, the next waits (see #takeReply). */
+const MAX_REPLIES_IN_FLIGHT = 1_000;
 
 interface RejectWindow {
   until: number;
@@ -230,6 +232,10 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
   readonly #rejections = new Map<string, RejectWindow>();
   /** A message failed: everything after it is left unacknowledged until the session resumes. */
   #redelivering = false;
+  /** Replies being handled, a promise chain per controller so its replies keep their order (see #takeReply). */
+  readonly #lanes = new Map<string, Promise<void>>();
+  #repliesInFlight = 0;
+  readonly #waitingForRoom: (() => void)[] = [];
   readonly #onConnect = (connack?: { sessionPresent?: boolean }): void => {
     this.#redelivering = false;
     // A broker that restarted may say the session is there yet have lost some of its
@@ -263,6 +269,14 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
       if (this.#redelivering) {
         // Keep the order: what came after a failed message comes back after it, and is handled then.
         done(new Error('an earlier message is waiting for redelivery'));
+        return;
+      }
+      const t = parseControllerTopic(packet.topic);
+      if (t?.leaf === 'reply') {
+        this.#takeReply(t.ctrl, packet).then(
+          () => done(),
+          (err: unknown) => done(err instanceof Error ? err : new Error(String(err))),
+        );
         return;
       }
       this.#handle(packet).then(
@@ -316,6 +330,44 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
       if (w.suppressed > 0) this.#flushRejections(key, w);
     }
     this.#rejections.clear();
+  }
+
+  /**
+   * Resolves when every reply taken so far is handled (tests, and whoever wants the bridge's view
+   * settled): replies are acknowledged before they are handled (see #takeReply).
+   */
+  async idle(): Promise<void> {
+    while (this.#lanes.size > 0) await Promise.all([...this.#lanes.values()]);
+  }
+
+  /**
+   * A reply is acknowledged at once and handled in its controller's lane, beside other
+   * controllers' replies and the messages behind it — not one at a time in mqtt.js's queue, where
+   * each waited for every message before it (issue 7: a fan-out's 10,000 replies, and the three
+   * replies of one grant, were handled one after another). Unlike an event, a reply is not a
+   * record the gateway must keep before acknowledging it (DESIGN §8): what it says is said again.
+   * If it is lost with a crash before it is handled, the controller's desired version is still
+   * above the applied version stored, so the grant service's reconcile at start re-sends the set
+   * and the controller answers again (stale or applied); #onReply marks the deliveries before it
+   * moves the applied version for that reason, and the periodic #reconcile marks deliveries left
+   * pending of a controller in step. A state message waits for its controller's lane (#handle), so
+   * a birth is never overtaken by a reply sent before it. At most MAX_REPLIES_IN_FLIGHT are taken
+   * at once; past that, mqtt.js reads on only when one is done.
+   */
+  async #takeReply(ctrl: string, packet: IPublishPacket): Promise<void> {
+    while (this.#repliesInFlight >= MAX_REPLIES_IN_FLIGHT) await new Promise<void>((room) => this.#waitingForRoom.push(room));
+    this.#repliesInFlight += 1;
+    const lane: Promise<void> = (this.#lanes.get(ctrl) ?? Promise.resolve())
+      .then(() => this.#handle(packet))
+      .catch((err: unknown) => {
+        this.#o.logger.warn('controller reply not processed; the sync retry or the reconcile brings it again', { ctrl, err: String(err) });
+      })
+      .finally(() => {
+        this.#repliesInFlight -= 1;
+        this.#waitingForRoom.shift()?.();
+        if (this.#lanes.get(ctrl) === lane) this.#lanes.delete(ctrl);
+      });
+    this.#lanes.set(ctrl, lane);
   }
 
   /** Forget a controller's cached public key (after it was re-registered or removed). */
@@ -472,8 +524,10 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
         const live = await store.get('controllerLive', ctrl);
         const desired = await store.desiredVersion(ctrl);
         if (live?.online !== true || live.appliedVersion >= desired) {
-          // In step, or offline (its next birth sends): nothing to take over.
+          // In step, or offline (its next birth sends): nothing to take over. In step with a
+          // delivery still pending (a reply whose handling was lost): mark it now.
           this.#behind.delete(ctrl);
+          if (live?.online === true) await this.#confirm(ctrl, live.appliedVersion);
           continue;
         }
         if ((this.#rejectedAt.get(ctrl) ?? 0) >= desired || this.#pending.has(ctrl)) continue;
@@ -551,6 +605,8 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
     if (!t || (t.leaf !== 'state' && t.leaf !== 'reply' && t.leaf !== 'evt')) return;
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
     if (payload.length === 0) return; // a cleared retained state
+    // A birth or will after a reply is handled after it (see #takeReply).
+    if (t.leaf === 'state') await this.#lanes.get(t.ctrl);
     const known = await this.#knownOf(t.ctrl);
     if (!known) {
       await this.#rejected(t.ctrl, 'unknown-controller', 'no registered controller with this id', undefined);
@@ -677,22 +733,31 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
     if (body.appliedVersion === undefined) return;
     const applied = body.appliedVersion;
     if ((this.#behind.get(ctrl) ?? Infinity) <= applied) this.#behind.delete(ctrl);
-    await store.update('controllerLive', ctrl, (cur) => (cur.appliedVersion >= applied ? undefined : { ...cur, appliedVersion: applied }));
-    if (p && applied >= p.version) {
-      // The version we retried is in. A change made on another instance meanwhile went out from
-      // there at once and left the retries to us, the holder: keep on while it is behind.
-      const desired = await store.desiredVersion(ctrl);
-      if (this.#pending.get(ctrl) === p) {
-        if (desired > applied) {
-          const delayMs = this.#o.retryMs ?? 2_000;
-          this.#schedule(ctrl, desired, delayMs);
-          if (!(await store.acquireLease(syncLease(ctrl), this.#owner, delayMs + this.#graceMs()))) this.#drop(ctrl);
-        } else {
-          await this.#finish(ctrl);
-        }
-      }
-    }
+    // Deliveries first: a crash between the two leaves the controller behind in the store, so the
+    // set goes again and its answer marks them (see #takeReply); not marked and in step, it would wait for a birth.
     await this.#confirm(ctrl, applied);
+    // Side by side (one group commit on the embedded store): neither needs the other.
+    await Promise.all([
+      store.update('controllerLive', ctrl, (cur) => (cur.appliedVersion >= applied ? undefined : { ...cur, appliedVersion: applied })),
+      p && applied >= p.version ? this.#retriedIn(ctrl, p, applied) : undefined,
+    ]);
+  }
+
+  /**
+   * The version we retried is in. A change made on another instance meanwhile went out from there
+   * at once and left the retries to us, the holder: keep on while it is behind.
+   */
+  async #retriedIn(ctrl: string, p: PendingSync, applied: number): Promise<void> {
+    const { store } = this.#o;
+    const desired = await store.desiredVersion(ctrl);
+    if (this.#pending.get(ctrl) !== p) return;
+    if (desired > applied) {
+      const delayMs = this.#o.retryMs ?? 2_000;
+      this.#schedule(ctrl, desired, delayMs);
+      if (!(await store.acquireLease(syncLease(ctrl), this.#owner, delayMs + this.#graceMs()))) this.#drop(ctrl);
+    } else {
+      await this.#finish(ctrl);
+    }
   }
 
   /** Mark every live grant whose delivery to `ctrl` is covered by `applied` as delivered. */

@@ -91,8 +91,7 @@ export class GrantService {
       data: { unitIds: [...input.unitIds], doorIds: [...input.doorIds], notBefore: now, notAfter, credentials },
       dedupe: `created:${id}`,
     });
-    const deliveries: Delivery[] = [];
-    for (const c of ctrls) deliveries.push({ controllerId: c, version: await store.bumpDesiredVersion(c), state: 'pending' });
+    const deliveries = await this.#bumpAll(ctrls);
     const pin = input.pin ? String(randomInt(0, 1_000_000)).padStart(6, '0') : undefined;
     const grant: Grant = {
       id,
@@ -108,8 +107,9 @@ export class GrantService {
       createdAt: now,
       deliveries,
     };
-    await store.insert('grants', grant);
-    await store.scheduleAt(dueKey(grant.id), grant.notAfter);
+    // Together (one group commit on the embedded store): a due key whose grant was not stored is
+    // dropped when it comes due (expireDue finds no open grant).
+    await Promise.all([store.insert('grants', grant), store.scheduleAt(dueKey(grant.id), grant.notAfter)]);
     if (!incident.buildingIds.includes(building.id)) {
       await store.update('incidents', incident.id, (cur): Incident => ({ ...cur, buildingIds: [...new Set([...cur.buildingIds, building.id])] }));
     }
@@ -129,8 +129,7 @@ export class GrantService {
     const now = this.#now();
     const doors = await this.#doorMap(input.buildingId);
     const ctrls = controllersOf({ doorIds: input.doorIds }, doors);
-    const deliveries: Delivery[] = [];
-    for (const c of ctrls) deliveries.push({ controllerId: c, version: await store.bumpDesiredVersion(c), state: 'pending' });
+    const deliveries = await this.#bumpAll(ctrls);
     const grant: Grant = {
       id: `grt-${newId(now)}`,
       incidentId: input.drillId,
@@ -216,12 +215,13 @@ export class GrantService {
    */
   async resyncUnit(unitId: string): Promise<string[]> {
     const now = this.#now();
+    const live = (await listAll(this.#o.store, 'grants', { field: 'unitIds', value: unitId })).filter((g) => isLive(g, now));
+    // The doors of each building once, read side by side (a lost tag may reach thousands of buildings).
+    const buildings = [...new Set(live.map((g) => g.buildingId))];
+    const doorMaps = new Map((await Promise.all(buildings.map(async (b) => [b, await this.#doorMap(b)] as const))));
     const ctrls = new Set<string>();
-    for (const g of await listAll(this.#o.store, 'grants', { field: 'unitIds', value: unitId })) {
-      if (!isLive(g, now)) continue;
-      for (const c of controllersOf(g, await this.#doorMap(g.buildingId))) ctrls.add(c);
-    }
-    for (const c of ctrls) await this.#o.store.bumpDesiredVersion(c);
+    for (const g of live) for (const c of controllersOf(g, doorMaps.get(g.buildingId) ?? new Map<string, Door>())) ctrls.add(c);
+    await this.#bumpAll([...ctrls]);
     await this.#syncAll([...ctrls]);
     return [...ctrls].sort();
   }
@@ -279,13 +279,22 @@ export class GrantService {
     const { store } = this.#o;
     const doors = await this.#doorMap(g.buildingId);
     const ctrls = controllersOf(g, doors);
-    const deliveries: Delivery[] = [];
-    for (const c of ctrls) deliveries.push({ controllerId: c, version: await store.bumpDesiredVersion(c), state: 'pending' });
+    const deliveries = await this.#bumpAll(ctrls);
     const next = await store.update('grants', g.id, (cur) => mutate(cur, deliveries));
     if (!next) throw AppError.notFound('grant');
     await after(next);
     await this.#syncAll(ctrls);
     return next;
+  }
+
+  /**
+   * A new desired version for each controller, asked for all at once: the store commits them
+   * together (one transaction on the embedded store, pipelined on Redis) rather than one round
+   * trip after another (issue 7). Versions are per controller, so their order does not matter.
+   */
+  async #bumpAll(ctrls: readonly string[]): Promise<Delivery[]> {
+    const versions = await Promise.all(ctrls.map((c) => this.#o.store.bumpDesiredVersion(c)));
+    return ctrls.map((c, i) => ({ controllerId: c, version: versions[i]!, state: 'pending' as const }));
   }
 
   async #live(grantId: string): Promise<Grant> {

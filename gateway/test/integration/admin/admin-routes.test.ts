@@ -390,6 +390,8 @@ const BAD: Bad[] = [
   ['admin', 'GET', '/tags?limit=ten', undefined, 'query:/limit'],
   ['admin', 'GET', '/tags?after=%20x', undefined, 'query:/after'],
   ['admin', 'GET', '/tags?colour=red', undefined, 'query:/colour'],
+  ['dispatcher', 'GET', '/buildings?limit=20001', undefined, 'query:/limit'],
+  ['dispatcher', 'GET', '/buildings?limit=0', undefined, 'query:/limit'],
   ['admin', 'GET', '/buildings/bld-01/doors?after=door-01-1', undefined, 'query:/after'],
 ];
 
@@ -679,6 +681,40 @@ describe('pagination', () => {
     expect(ids(await get('admin', '/tags?unitId=unit-rtj-2310'))).toEqual(['tag-rtj-2310-1', 'tag-rtj-2310-2', 'tag-rtj-2310-3']);
     const exact = await get('admin', `/tags?limit=${stored.length}`);
     expect(exact.json['next']).toBeUndefined();
+  });
+
+  it('gives up to 20,000 buildings a page (the dispatch map: one request), read across store pages, in scope', async () => {
+    // More than the store hands out in one list call (1,000), in an organisation of their own.
+    const t = Date.UTC(2026, 0, 2);
+    const many = Array.from({ length: 1_200 }, (_, i) => `bld-many-${String(i).padStart(4, '0')}`);
+    const had = await store.list('buildings', { limit: 1000 });
+    await store.insert('organisations', { id: 'org-many', name: 'Many buildings', kind: 'owner', createdAt: t });
+    const policy = { enabled: true, maxMinutes: 30, allowedAgencyIds: [], doorIds: [] };
+    for (const id of many) {
+      await store.insert('buildings', { id, orgId: 'org-many', name: `Block ${id}`, address: 'Mångatan 1, Stockholm', location: { lat: 59.31, lng: 18.07 }, policy, createdAt: t, updatedAt: t });
+    }
+    try {
+      const all = [...had.map((b) => b.id), ...many].sort();
+      const one = await get('dispatcher', '/buildings?limit=20000');
+      expect([one.status, ids(one).length, one.json['next']]).toEqual([200, all.length, undefined]);
+      expect(ids(one)).toEqual(all);
+      expect(items(one)[all.indexOf('bld-01')]).toEqual(JSON.parse(JSON.stringify(await store.get('buildings', 'bld-01'))));
+      // A page that ends past a store page: `next` goes on from its last building, none twice.
+      const first = await get('dispatcher', '/buildings?limit=1100');
+      expect([ids(first), first.json['next']]).toEqual([all.slice(0, 1100), all[1099]]);
+      const rest = await get('dispatcher', `/buildings?limit=1100&after=${String(all[1099])}`);
+      expect([ids(rest), rest.json['next']]).toEqual([all.slice(1100), undefined]);
+      expect((await get('admin', `/buildings?limit=${all.length}`)).json['next']).toBeUndefined();
+      expect((await get('admin', `/buildings?limit=${all.length - 1}`)).json['next']).toBe(all[all.length - 2]);
+      // An owner still sees only its own, whatever it asks for.
+      const mine = had.filter((b) => b.orgId === ORG_A).map((b) => b.id);
+      expect(ids(await get('ownerA', '/buildings?limit=20000'))).toEqual(mine);
+      expect(ids(await get('ownerA', '/buildings?limit=20000&orgId=org-many'))).toEqual([]);
+      expect(ids(await get('admin', '/buildings?limit=20000&orgId=org-many'))).toEqual(many);
+    } finally {
+      for (const id of many) await store.delete('buildings', id);
+      await store.delete('organisations', 'org-many');
+    }
   });
 });
 

@@ -40,7 +40,7 @@ const ctlKeys = generateRawKeyPair();
 const ctlKey = { kid: 'ctl-1-k1', key: privateKeyFromSeed(ctlKeys.privateKey) };
 const gwKey = { kid: 'gw', key: privateKeyFromSeed(generateRawKeyPair().privateKey) };
 
-async function world(o: { rejectedEveryMs?: number } = {}) {
+async function world(o: { rejectedEveryMs?: number; reconcileMs?: number } = {}) {
   const store = await memoryStore();
   const now = Date.now();
   await store.insert('controllers', { id: 'ctl-1', buildingId: 'bld-1', vendor: 'v', publicKey: ctlKeys.publicKey, controllerKid: ctlKey.kid, mqttPasswordHash: 'x', offlineSecret: 'x', createdAt: now });
@@ -178,9 +178,37 @@ describe('ControllerBridge: drops, replies, presence', () => {
     const id = await w.bridge.command('ctl-1', 'door.pulse', { door: 'street', seconds: 5 });
     expect(await w.client.deliver(controllerTopic('ctl-1', 'reply'), w.reply({ ref: id, status: 'done' }))).toBe('acked');
     expect(await w.client.deliver(controllerTopic('ctl-1', 'reply'), w.reply({ ref: '01JD0000000000000000000000', status: 'done' }))).toBe('acked');
+    await w.bridge.idle(); // replies are acked when taken, handled in the controller's lane
     expect(w.audit.inputs).toEqual([
       { type: 'door.pulse.done', actor: { kind: 'controller', id: 'ctl-1' }, controllerId: 'ctl-1', buildingId: 'bld-1', doorId: 'door-1', data: { door: 'street', command: id }, dedupe: `reply:ctl-1:${id}` },
     ]);
+    w.stop();
+  });
+
+  it('acks a reply when it takes it and handles it in its lane; a birth sent after it waits for it', async () => {
+    const w = await world();
+    const sent = JSON.parse(w.client.published.at(-1)?.payload ?? '{}') as { id?: string };
+    const acks = [
+      w.client.deliver(controllerTopic('ctl-1', 'reply'), w.reply({ ref: sent.id ?? '01JD0000000000000000000001', status: 'applied', appliedVersion: 1 })),
+      w.client.deliver(controllerTopic('ctl-1', 'state'), w.state(birth({ appliedVersion: 1 }))),
+    ];
+    expect(await acks[0]).toBe('acked');
+    expect(await acks[1]).toBe('acked');
+    await w.bridge.idle();
+    // The delivery was marked by the reply, before the birth (which then found nothing to mark).
+    expect(w.audit.types()).toEqual(['grant.delivered', 'controller.online']);
+    expect((await w.store.get('grants', 'grt-1'))?.status).toBe('active');
+    expect((await w.store.get('controllerLive', 'ctl-1'))?.appliedVersion).toBe(1);
+    w.stop();
+  });
+
+  it('marks a delivery left pending of a controller in step at its next reconcile (a reply lost before it was handled)', async () => {
+    const w = await world({ reconcileMs: 20 });
+    await w.store.put('controllerLive', { id: 'ctl-1', online: true, appliedVersion: 1, lastSeq: 0, clockSafe: true, doors: [] });
+    const deadline = Date.now() + 2_000;
+    while ((await w.store.get('grants', 'grt-1'))?.status !== 'active' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    expect((await w.store.get('grants', 'grt-1'))?.status).toBe('active');
+    expect(w.audit.types()).toEqual(['grant.delivered']);
     w.stop();
   });
 
