@@ -39,6 +39,7 @@
  * TCP_NODELAY and a persistent session).
  */
 import { EventEmitter } from 'node:events';
+import { setTimeout as delay } from 'node:timers/promises';
 import type { IPublishPacket, MqttClient } from 'mqtt';
 import {
   buildMessage,
@@ -147,6 +148,11 @@ export interface ControllerBridgeOptions {
    * after CONNACK), held unacknowledged by whoever made the client: handled first, in order.
    */
   held?: () => [packet: IPublishPacket, done: (err?: Error) => void][];
+  /**
+   * A state or reply whose handling failed is tried again after this long, doubling up to 5 s
+   * (see #take). Default 250 ms.
+   */
+  laneBackoffMs?: number;
   /** Confirmed deliveries and their latency, dropped messages, new events (issue 6). Default: nothing. */
   metrics?: Pick<Metrics, 'deliveryConfirmed' | 'messageRejected' | 'controllerEvent'>;
 }
@@ -177,8 +183,10 @@ interface SentCommand {
 /** A reply later than this finishes nothing we still track (commands expire after 10 s). */
 const COMMAND_MEMORY_MS = 5 * 60_000;
 const MAX_TRACKED = 10_000;
-/** Replies taken and not yet handled, over all controllers: past this, the next waits (see #takeReply). */
-const MAX_REPLIES_IN_FLIGHT = 1_000;
+/** States and replies taken and not yet handled, over all controllers: past this, the next waits (see #take). */
+const MAX_IN_LANES = 1_000;
+/** A message of a lane whose handling fails (the store away) is tried again this many times, backing off up to 5 s. */
+const LANE_ATTEMPTS = 20;
 
 interface RejectWindow {
   until: number;
@@ -232,9 +240,9 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
   readonly #rejections = new Map<string, RejectWindow>();
   /** A message failed: everything after it is left unacknowledged until the session resumes. */
   #redelivering = false;
-  /** Replies being handled, a promise chain per controller so its replies keep their order (see #takeReply). */
+  /** States and replies being handled, a promise chain per controller so its messages keep their order (see #take). */
   readonly #lanes = new Map<string, Promise<void>>();
-  #repliesInFlight = 0;
+  #inLanes = 0;
   readonly #waitingForRoom: (() => void)[] = [];
   readonly #onConnect = (connack?: { sessionPresent?: boolean }): void => {
     this.#redelivering = false;
@@ -272,8 +280,8 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
         return;
       }
       const t = parseControllerTopic(packet.topic);
-      if (t?.leaf === 'reply') {
-        this.#takeReply(t.ctrl, packet).then(
+      if (t?.leaf === 'reply' || t?.leaf === 'state') {
+        this.#take(t.ctrl, packet).then(
           () => done(),
           (err: unknown) => done(err instanceof Error ? err : new Error(String(err))),
         );
@@ -333,41 +341,55 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
   }
 
   /**
-   * Resolves when every reply taken so far is handled (tests, and whoever wants the bridge's view
-   * settled): replies are acknowledged before they are handled (see #takeReply).
+   * Resolves when every state and reply taken so far is handled (tests, and whoever wants the
+   * bridge's view settled): they are acknowledged before they are handled (see #take).
    */
   async idle(): Promise<void> {
     while (this.#lanes.size > 0) await Promise.all([...this.#lanes.values()]);
   }
 
   /**
-   * A reply is acknowledged at once and handled in its controller's lane, beside other
-   * controllers' replies and the messages behind it — not one at a time in mqtt.js's queue, where
-   * each waited for every message before it (issue 7: a fan-out's 10,000 replies, and the three
-   * replies of one grant, were handled one after another). Unlike an event, a reply is not a
-   * record the gateway must keep before acknowledging it (DESIGN §8): what it says is said again.
-   * If it is lost with a crash before it is handled, the controller's desired version is still
-   * above the applied version stored, so the grant service's reconcile at start re-sends the set
-   * and the controller answers again (stale or applied); #onReply marks the deliveries before it
-   * moves the applied version for that reason, and the periodic #reconcile marks deliveries left
-   * pending of a controller in step. A state message waits for its controller's lane (#handle), so
-   * a birth is never overtaken by a reply sent before it. At most MAX_REPLIES_IN_FLIGHT are taken
-   * at once; past that, mqtt.js reads on only when one is done.
+   * A state (birth, will) or a reply is acknowledged at once and handled in its controller's lane,
+   * beside other controllers' messages — not one at a time in mqtt.js's queue, where each waited
+   * for every message before it (issue 7: 10,000 births at start-up, a fan-out's 10,000 replies,
+   * the three replies of one grant, each handled after the one before). Unlike an event, neither
+   * is a record the gateway must keep before acknowledging it (DESIGN §8): what it says is said
+   * again. A state is retained, so a gateway that restarts gets every controller's last one when it
+   * subscribes. A reply lost with a crash leaves the controller's desired version above the
+   * applied version stored, so the grant service's reconcile at start re-sends the set and the
+   * controller answers again; #onReply marks the deliveries before it moves the applied version for
+   * that reason, and the periodic #reconcile marks deliveries left pending of a controller in step.
+   * A handling that fails (the store away) is tried again, backing off, up to LANE_ATTEMPTS times;
+   * a controller's events wait for its lane (#handle), so none overtakes its birth. At most
+   * MAX_IN_LANES are taken at once; past that, mqtt.js reads on only when one is done.
    */
-  async #takeReply(ctrl: string, packet: IPublishPacket): Promise<void> {
-    while (this.#repliesInFlight >= MAX_REPLIES_IN_FLIGHT) await new Promise<void>((room) => this.#waitingForRoom.push(room));
-    this.#repliesInFlight += 1;
+  async #take(ctrl: string, packet: IPublishPacket): Promise<void> {
+    while (this.#inLanes >= MAX_IN_LANES) await new Promise<void>((room) => this.#waitingForRoom.push(room));
+    this.#inLanes += 1;
     const lane: Promise<void> = (this.#lanes.get(ctrl) ?? Promise.resolve())
-      .then(() => this.#handle(packet))
-      .catch((err: unknown) => {
-        this.#o.logger.warn('controller reply not processed; the sync retry or the reconcile brings it again', { ctrl, err: String(err) });
-      })
+      .then(() => this.#handleInLane(ctrl, packet))
       .finally(() => {
-        this.#repliesInFlight -= 1;
+        this.#inLanes -= 1;
         this.#waitingForRoom.shift()?.();
         if (this.#lanes.get(ctrl) === lane) this.#lanes.delete(ctrl);
       });
     this.#lanes.set(ctrl, lane);
+  }
+
+  async #handleInLane(ctrl: string, packet: IPublishPacket): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#handle(packet);
+        return;
+      } catch (err) {
+        if (this.#stopped || attempt >= LANE_ATTEMPTS) {
+          this.#o.logger.error('controller message not processed, given up: its next birth, or the sync retry, brings it again', { ctrl, topic: packet.topic, attempts: attempt, err: String(err) });
+          return;
+        }
+        this.#o.logger.warn('controller message not processed; trying again', { ctrl, topic: packet.topic, attempt, err: String(err) });
+        await delay(Math.min((this.#o.laneBackoffMs ?? 250) * 2 ** attempt, 5_000));
+      }
+    }
   }
 
   /** Forget a controller's cached public key (after it was re-registered or removed). */
@@ -605,8 +627,8 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
     if (!t || (t.leaf !== 'state' && t.leaf !== 'reply' && t.leaf !== 'evt')) return;
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
     if (payload.length === 0) return; // a cleared retained state
-    // A birth or will after a reply is handled after it (see #takeReply).
-    if (t.leaf === 'state') await this.#lanes.get(t.ctrl);
+    // An event waits for its controller's birth and replies taken before it (see #take).
+    if (t.leaf === 'evt') await this.#lanes.get(t.ctrl);
     const known = await this.#knownOf(t.ctrl);
     if (!known) {
       await this.#rejected(t.ctrl, 'unknown-controller', 'no registered controller with this id', undefined);
@@ -734,7 +756,7 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
     const applied = body.appliedVersion;
     if ((this.#behind.get(ctrl) ?? Infinity) <= applied) this.#behind.delete(ctrl);
     // Deliveries first: a crash between the two leaves the controller behind in the store, so the
-    // set goes again and its answer marks them (see #takeReply); not marked and in step, it would wait for a birth.
+    // set goes again and its answer marks them (see #take); not marked and in step, it would wait for a birth.
     await this.#confirm(ctrl, applied);
     // Side by side (one group commit on the embedded store): neither needs the other.
     await Promise.all([

@@ -233,14 +233,16 @@ export class GrantService {
     let after: string | undefined;
     for (;;) {
       const page = await store.list('controllers', { limit: 500, ...(after !== undefined ? { after } : {}) });
-      for (const c of page) {
-        const desired = await store.desiredVersion(c.id);
-        const live = await store.get('controllerLive', c.id);
-        if (desired > (live?.appliedVersion ?? 0)) {
-          await this.#syncAll([c.id]);
-          sent += 1;
-        }
-      }
+      // A page at a time, its controllers side by side (10,000 one after another took seconds on Redis).
+      const behind = await Promise.all(
+        page.map(async (c) => {
+          const [desired, live] = await Promise.all([store.desiredVersion(c.id), store.get('controllerLive', c.id)]);
+          return desired > (live?.appliedVersion ?? 0) ? c.id : undefined;
+        }),
+      );
+      const ids = behind.filter((id): id is string => id !== undefined);
+      await this.#syncAll(ids);
+      sent += ids.length;
       if (page.length < 500) return sent;
       after = page[page.length - 1]?.id;
     }

@@ -10,7 +10,7 @@ import type { Building, ControllerLive, Door, DrillSchedule } from '../../domain
 import { listAll } from '../../store/list-all.js';
 import { scanAll as scan } from '../admin/common.js';
 import type { StorePort } from '../../store/port.js';
-import { computeReadiness, routeDoors, sameReadiness, type BuildingReadiness } from './readiness.js';
+import { computeReadiness, routeDoors, type BuildingReadiness } from './readiness.js';
 
 export interface ReadinessServiceOptions {
   store: StorePort;
@@ -36,7 +36,11 @@ interface Loaded {
 export class ReadinessService {
   readonly #o: ReadinessServiceOptions;
   readonly #now: () => number;
-  readonly #last = new Map<string, BuildingReadiness>();
+  /**
+   * Per building, the last readiness pushed, as its JSON: all a change check needs, in one flat
+   * string instead of the object with its reasons (issue 7: ~1 KB less per building kept).
+   */
+  readonly #last = new Map<string, string>();
   #timer: NodeJS.Timeout | undefined;
   #sweeping: Promise<void> | undefined;
   readonly #dirty = new Set<string>();
@@ -140,8 +144,9 @@ export class ReadinessService {
   }
 
   #changed(r: BuildingReadiness, b: Building): void {
-    if (sameReadiness(this.#last.get(b.id), r)) return;
-    this.#last.set(b.id, r);
+    const seen = JSON.stringify(r);
+    if (this.#last.get(b.id) === seen) return;
+    this.#last.set(b.id, seen);
     this.#o.onChange?.(r, b);
   }
 

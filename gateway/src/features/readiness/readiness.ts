@@ -104,8 +104,3 @@ export function computeReadiness(i: ReadinessInput): BuildingReadiness {
   }
   return out(offline ? 'offline' : degraded ? 'degraded' : 'ready');
 }
-
-/** Same state and reasons (the live push is sent only on a change). */
-export function sameReadiness(a: BuildingReadiness | undefined, b: BuildingReadiness): boolean {
-  return a !== undefined && JSON.stringify(a) === JSON.stringify(b);
-}

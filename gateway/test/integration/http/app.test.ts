@@ -383,7 +383,8 @@ describe('headers', () => {
     expect(a).toMatch(/^[0-9a-f-]{36}$/);
     expect(a).not.toBe(b);
     expect((await call('/api/v1/health', { headers: { 'x-request-id': 'edge-123' } })).res.headers.get('x-request-id')).toBe('edge-123');
-    expect((await call('/api/v1/health', { headers: { 'x-request-id': 'bad id\twith junk' } })).res.headers.get('x-request-id')).not.toContain('bad');
+    // Replaced by an id of our own (a UUID: hex may spell "bad", so the check is the shape, not a word).
+    expect((await call('/api/v1/health', { headers: { 'x-request-id': 'bad id\twith junk' } })).res.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
   });
 
   it('allows CORS for configured origins only', async () => {
