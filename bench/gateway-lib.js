@@ -24,6 +24,12 @@ import { freePort, startMosquitto, withTimeout } from './mqtt-lib.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const MAIN = path.join(here, '..', 'gateway', 'dist', 'main.js');
+/**
+ * The V8 flags the gateway runs with in production (deploy/gateway.Dockerfile) and under
+ * `npm start`: the bench measures the gateway as it is deployed. gateway/test/unit/deploy.test.ts
+ * keeps the three the same.
+ */
+export const GATEWAY_NODE_FLAGS = ['--max-old-space-size=512', '--max-semi-space-size=8'];
 const FLEET_CHILD = path.join(here, 'fleet-child.js');
 
 /** Processes started here and still running, ended by PID if the run itself is interrupted. */
@@ -266,7 +272,7 @@ export async function startGateway(o) {
   const env = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('SP_')) env[k] = v;
   const t0 = nowMs();
-  const child = spawn(process.execPath, [...(o.nodeArgs ?? []), MAIN], { env: { ...env, ...settings }, cwd: o.dataDir, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...GATEWAY_NODE_FLAGS, ...(o.nodeArgs ?? []), MAIN], { env: { ...env, ...settings }, cwd: o.dataDir, stdio: ['ignore', 'pipe', 'pipe'] });
   const pid = child.pid;
   if (pid === undefined) throw new Error('could not spawn the gateway');
   track(pid);

@@ -141,3 +141,15 @@ describe('deploy/mosquitto/mosquitto.conf', () => {
     expect(compose.services.mosquitto?.volumes).toContain('mosquitto-data:/mosquitto/data');
   });
 });
+
+describe('the gateway process (issue 7, memory)', () => {
+  it('runs with the same V8 heap flags in the Dockerfile, under npm start and in the benchmark', async () => {
+    // @ts-expect-error the bench scripts are plain JavaScript without declarations
+    const { GATEWAY_NODE_FLAGS } = (await import('../../../bench/gateway-lib.js')) as { GATEWAY_NODE_FLAGS: string[] };
+    expect(GATEWAY_NODE_FLAGS).toEqual(expect.arrayContaining([expect.stringMatching(/^--max-old-space-size=\d+$/), expect.stringMatching(/^--max-semi-space-size=\d+$/)]));
+    const cmd = /^CMD (\[.*\])$/m.exec(read('deploy/gateway.Dockerfile'))?.[1];
+    expect(JSON.parse(cmd ?? '[]')).toEqual(['node', ...GATEWAY_NODE_FLAGS, 'gateway/dist/main.js']);
+    const start = (JSON.parse(read('package.json')) as { scripts: Record<string, string> }).scripts.start;
+    expect(start).toBe(`npm run build && node ${GATEWAY_NODE_FLAGS.join(' ')} gateway/dist/main.js`);
+  });
+});

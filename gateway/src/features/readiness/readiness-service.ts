@@ -37,8 +37,9 @@ export class ReadinessService {
   readonly #o: ReadinessServiceOptions;
   readonly #now: () => number;
   /**
-   * Per building, the last readiness pushed, as its JSON: all a change check needs, in one flat
-   * string instead of the object with its reasons (issue 7: ~1 KB less per building kept).
+   * Per building, the last readiness pushed, as its JSON: all the change check compares, kept as
+   * one flat string rather than the object with its reasons (issue 7: ~0.4 KB less per building,
+   * measured with 1,000 buildings).
    */
   readonly #last = new Map<string, string>();
   #timer: NodeJS.Timeout | undefined;
