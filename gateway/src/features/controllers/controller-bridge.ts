@@ -189,6 +189,8 @@ const MAX_TRACKED = 10_000;
  * long enough to reach V8's old generation (issue 7: 281 → 202 MB settled with 6,000 controllers).
  */
 const MAX_IN_LANES = 100;
+/** Sync retries sent per second, at most (see #mayRetryNow). */
+const MAX_RETRIES_PER_SECOND = 200;
 /** A message of a lane whose handling fails (the store away) is tried again this many times, backing off up to 5 s. */
 const LANE_ATTEMPTS = 20;
 
@@ -246,6 +248,7 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
   /** States and replies being handled, a promise chain per controller so its messages keep their order (see #take). */
   readonly #lanes = new Map<string, Promise<void>>();
   #inLanes = 0;
+  #retryWindow = { start: 0, count: 0 };
   readonly #waitingForRoom: (() => void)[] = [];
   readonly #onConnect = (connack?: { sessionPresent?: boolean }): void => {
     this.#redelivering = false;
@@ -487,14 +490,32 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
   }
 
   /** Retry in `delayMs` (this instance holds the lease for at least that long). */
-  #schedule(ctrl: string, version: number, delayMs: number): void {
+  #schedule(ctrl: string, version: number, delayMs: number, waitMs = delayMs * (0.8 + 0.4 * Math.random())): void {
     const prev = this.#pending.get(ctrl);
     if (prev) clearTimeout(prev.timer);
     const timer = setTimeout(() => {
-      if (!this.#stopped) this.#retry(ctrl).catch((err: unknown) => this.#o.logger.warn('sync retry failed', { ctrl, err: String(err) }));
-    }, delayMs);
+      if (this.#stopped) return;
+      // Over the retry rate: the same step of the backoff a little later (see #mayRetryNow).
+      if (!this.#mayRetryNow()) return this.#schedule(ctrl, version, delayMs, 500 + Math.random() * 1_000);
+      this.#retry(ctrl).catch((err: unknown) => this.#o.logger.warn('sync retry failed', { ctrl, err: String(err) }));
+    }, waitMs);
     timer.unref();
     this.#pending.set(ctrl, { version, timer, delayMs });
+  }
+
+  /**
+   * At most MAX_RETRIES_PER_SECOND retries go out a second. A fan-out to 10,000 controllers takes
+   * the gateway seconds to read the answers of; without a cap, the first retry (2 s, PROTOCOL §5.8)
+   * re-sent the set to every controller whose answer was still waiting to be read — 10,000 more
+   * signatures, publishes and answers, slowing the fan-out it retried (issue 7). A retry is for a
+   * sync that was lost, which is rare: spreading them out delays nothing that matters.
+   */
+  #mayRetryNow(): boolean {
+    const now = this.#now();
+    if (now - this.#retryWindow.start >= 1_000) this.#retryWindow = { start: now, count: 0 };
+    if (this.#retryWindow.count >= MAX_RETRIES_PER_SECOND) return false;
+    this.#retryWindow.count += 1;
+    return true;
   }
 
   /** Stop retrying, lease kept (someone else holds it now). */
