@@ -12,8 +12,43 @@
  */
 import type { EventEmitter } from 'node:events';
 import net from 'node:net';
+import { Readable } from 'node:stream';
 import { Aedes, type AedesOptions, type Client } from 'aedes';
 import type { Logger } from '@smart-passage/protocol';
+
+/** What indexRetained touches of aedes-persistence's memory store (a CallBackPersistence). */
+interface RetainedPacket {
+  topic: string;
+  payload: Buffer;
+}
+interface RetainedStore {
+  storeRetained(packet: RetainedPacket, cb?: (err: Error | null) => void): unknown;
+  createRetainedStreamCombi(patterns: string[]): Readable;
+}
+
+/**
+ * aedes-persistence's memory store finds the retained messages for a SUBSCRIBE by testing every
+ * retained topic against each filter. Every controller leaves a retained birth, and subscribes to
+ * its own `sync` and `cmd` topics when it connects: with 10,000 controllers that was 10,000 tests
+ * per connect, and connecting them took ~100 s here (issue 7; ~10 s on Mosquitto). A filter
+ * without wildcards can only match its own topic, so a SUBSCRIBE made of such filters is answered
+ * from an index by topic; one with `+` or `#` still goes to the store. The index keeps its own
+ * shallow copy of each packet, as the store does (the payload Buffer is shared).
+ */
+function indexRetained(store: RetainedStore): void {
+  const byTopic = new Map<string, RetainedPacket>();
+  const storeRetained = store.storeRetained.bind(store);
+  const combi = store.createRetainedStreamCombi.bind(store);
+  store.storeRetained = (packet, cb) => {
+    if (packet.payload.length === 0) byTopic.delete(packet.topic);
+    else byTopic.set(packet.topic, { ...packet });
+    return storeRetained(packet, cb);
+  };
+  store.createRetainedStreamCombi = (patterns) => {
+    if (patterns.some((p) => p.includes('+') || p.includes('#'))) return combi(patterns);
+    return Readable.from(patterns.flatMap((topic) => byTopic.get(topic) ?? []));
+  };
+}
 
 /** The port is taken (EADDRINUSE) — typically another broker. main turns this into advice. */
 export class PortInUseError extends Error {
@@ -109,6 +144,7 @@ export class EmbeddedBroker {
   /** Listen; rejects with PortInUseError / PortNotAllowedError when the port cannot be had. */
   async start(): Promise<void> {
     const aedes = await Aedes.createBroker(this.#hooks());
+    indexRetained((aedes as unknown as { persistence: RetainedStore }).persistence);
     const log = this.#o.logger;
     aedes.on('clientReady', (client) => this.#clients.set(client.id, client));
     aedes.on('clientDisconnect', (client) => {
