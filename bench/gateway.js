@@ -407,7 +407,7 @@ async function ingest(gw, fleet, opts, raw, setup) {
       {
         setup,
         scenario: '3 ingest',
-        measure: `events made → stored (acked) → on every socket, ${opts.seconds} s at ${grouped(opts.rate)}/s`,
+        measure: `events made → acked by the broker → on every socket, ${opts.seconds} s at ${grouped(opts.rate)}/s`,
         n: grouped(events),
         ours: `${grouped(rate | 0)}/s made; not acked ${backlog}; lost ${lost}${dupes > 0 ? `; ${dupes} repeats` : ''}`,
         raw: `${grouped(opts.rate)}/s asked`,
