@@ -164,6 +164,7 @@ interface PendingWrite {
   resolve: (value: unknown) => void;
   reject: (err: unknown) => void;
 }
+type WriteResult = { ok: true; value: unknown } | { ok: false; err: unknown };
 
 export class EmbeddedStore implements StorePort {
   #db: Database.Database | undefined;
@@ -251,10 +252,12 @@ export class EmbeddedStore implements StorePort {
    * A write, committed with the others asked for in the same turn of the event loop (group
    * commit): one transaction, so one fsync (synchronous = FULL), for all of them instead of one
    * each. With 20 grants in flight or a fan-out to many controllers the fsyncs were most of a
-   * write's cost (issue 7: 0.3–0.9 ms each here, better-sqlite3 blocking the loop meanwhile). Each write runs in a savepoint of its own, so one that throws (a
-   * conflict, say) is rolled back alone and only its promise rejects; the promises settle only
-   * after the commit, so what a caller awaited is durable. Writes run in call order; a read asked
-   * for before an awaited write settles may not see it yet (callers await their writes).
+   * write's cost (issue 7: 0.3–0.9 ms each here, better-sqlite3 blocking the loop meanwhile).
+   * Each write runs in a savepoint of its own — so a write's work needs no transaction of its own
+   * to be atomic — and one that throws (a conflict, say) is rolled back alone and only its promise
+   * rejects; the promises settle only after the commit, so what a caller awaited is durable. Writes
+   * run in call order; a read asked for before an awaited write settles may not see it yet
+   * (callers await their writes).
    */
   #commit<T>(work: () => T): Promise<T> {
     if (!this.#db) return Promise.reject(new StoreUnavailableError('embedded store is not started'));
@@ -269,20 +272,20 @@ export class EmbeddedStore implements StorePort {
     });
   }
 
-  #group: Database.Transaction<(writes: PendingWrite[], results: unknown[]) => void> | undefined;
+  #group: Database.Transaction<(writes: PendingWrite[]) => WriteResult[]> | undefined;
 
   /** One transaction running each write in a savepoint of its own, made once per connection. */
-  #groupCommit(db: Database.Database) {
+  #groupCommit(db: Database.Database): Database.Transaction<(writes: PendingWrite[]) => WriteResult[]> {
     const savepoint = db.transaction((work: () => unknown) => work());
-    return db.transaction((writes: PendingWrite[], results: unknown[]) => {
-      for (const w of writes) {
+    return db.transaction((writes: PendingWrite[]) =>
+      writes.map((w): WriteResult => {
         try {
-          results.push({ ok: true, value: savepoint(w.work) });
+          return { ok: true, value: savepoint(w.work) };
         } catch (err) {
-          results.push({ ok: false, err });
+          return { ok: false, err };
         }
-      }
-    });
+      }),
+    );
   }
 
   /** Commit every queued write in one transaction (see #commit). */
@@ -290,10 +293,10 @@ export class EmbeddedStore implements StorePort {
     this.#flushing = false;
     const writes = this.#queue.splice(0);
     if (writes.length === 0) return;
-    const results: ({ ok: true; value: unknown } | { ok: false; err: unknown })[] = [];
+    let results: WriteResult[];
     try {
       this.#group ??= this.#groupCommit(this.#open());
-      this.#group.immediate(writes, results);
+      results = this.#group.immediate(writes);
     } catch (err) {
       // The commit itself failed: nothing of the group is stored.
       for (const w of writes) w.reject(storeError(err));
@@ -371,51 +374,37 @@ export class EmbeddedStore implements StorePort {
   insert<K extends CollectionName>(c: K, doc: Collections[K]): Promise<void> {
     return this.#commit(() => {
       checkDoc(c, doc);
-      this.#open()
-        .transaction(() => {
-          if (this.#read(c, doc.id)) throw new StoreConflictError(c, 'id');
-          this.#write(c, doc.id, doc);
-        })
-        .immediate();
+      if (this.#read(c, doc.id)) throw new StoreConflictError(c, 'id');
+      this.#write(c, doc.id, doc);
     });
   }
 
   update<K extends CollectionName>(c: K, id: string, mutate: (cur: Collections[K]) => Collections[K] | undefined): Promise<Collections[K] | undefined> {
-    return this.#commit(() =>
-      this.#open()
-        .transaction((): Collections[K] | undefined => {
-          const cur = this.#read(c, id);
-          if (!cur) return undefined;
-          const next = mutate(cur);
-          if (next === undefined) return this.#read(c, id);
-          checkDoc(c, next);
-          if (next.id !== id) throw new Error(`${c}: update may not change a document's id`);
-          this.#write(c, id, next);
-          return JSON.parse(JSON.stringify(next)) as Collections[K];
-        })
-        .immediate(),
-    );
+    return this.#commit((): Collections[K] | undefined => {
+      const cur = this.#read(c, id);
+      if (!cur) return undefined;
+      const next = mutate(cur);
+      if (next === undefined) return this.#read(c, id);
+      checkDoc(c, next);
+      if (next.id !== id) throw new Error(`${c}: update may not change a document's id`);
+      this.#write(c, id, next);
+      return JSON.parse(JSON.stringify(next)) as Collections[K];
+    });
   }
 
   put<K extends CollectionName>(c: K, doc: Collections[K]): Promise<void> {
     return this.#commit(() => {
       checkDoc(c, doc);
-      this.#open()
-        .transaction(() => this.#write(c, doc.id, doc))
-        .immediate();
+      this.#write(c, doc.id, doc);
     });
   }
 
   delete<K extends CollectionName>(c: K, id: string): Promise<boolean> {
-    return this.#commit(() =>
-      this.#open()
-        .transaction(() => {
-          if (!this.#read(c, id)) return false;
-          this.#write(c, id, undefined);
-          return true;
-        })
-        .immediate(),
-    );
+    return this.#commit(() => {
+      if (!this.#read(c, id)) return false;
+      this.#write(c, id, undefined);
+      return true;
+    });
   }
 
   // ── Counters (PROTOCOL §4.4, §5.8) ────────────────────────────────────────────────────────
@@ -447,21 +436,16 @@ export class EmbeddedStore implements StorePort {
   // ── Event dedupe (PROTOCOL §7.8, DESIGN §8) ───────────────────────────────────────────────
 
   classifyEvent(ctrl: string, boot: string, seq: number): Promise<EventSeqVerdict> {
-    return this.#commit(() => {
-      const db = this.#open();
-      return db
-        .transaction((): EventSeqVerdict => {
-          const row = this.#sql('SELECT state FROM event_seq WHERE ctrl = ? AND boot = ?').get(ctrl, boot) as { state: string } | undefined;
-          const r = classifyEventSeq(row ? (JSON.parse(row.state) as EventSeqState) : undefined, seq);
-          if (r.kind === 'duplicate') return { kind: 'duplicate' };
-          this.#sql('INSERT INTO event_seq (ctrl, boot, state) VALUES (?, ?, ?) ON CONFLICT (ctrl, boot) DO UPDATE SET state = excluded.state').run(
-            ctrl,
-            boot,
-            JSON.stringify(r.state),
-          );
-          return r.kind === 'new' ? { kind: 'new', missing: r.missing } : { kind: 'late' };
-        })
-        .immediate();
+    return this.#commit((): EventSeqVerdict => {
+      const row = this.#sql('SELECT state FROM event_seq WHERE ctrl = ? AND boot = ?').get(ctrl, boot) as { state: string } | undefined;
+      const r = classifyEventSeq(row ? (JSON.parse(row.state) as EventSeqState) : undefined, seq);
+      if (r.kind === 'duplicate') return { kind: 'duplicate' };
+      this.#sql('INSERT INTO event_seq (ctrl, boot, state) VALUES (?, ?, ?) ON CONFLICT (ctrl, boot) DO UPDATE SET state = excluded.state').run(
+        ctrl,
+        boot,
+        JSON.stringify(r.state),
+      );
+      return r.kind === 'new' ? { kind: 'new', missing: r.missing } : { kind: 'late' };
     });
   }
 
@@ -512,13 +496,10 @@ export class EmbeddedStore implements StorePort {
 
   saveRefreshToken(r: RefreshTokenRecord): Promise<void> {
     return this.#commit(() => {
-      const db = this.#open();
-      db.transaction(() => {
-        this.#sql('DELETE FROM refresh_tokens WHERE expires_at <= ?').run(Date.now());
-        this.#sql(
-          'INSERT INTO refresh_tokens (id, json, expires_at) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET json = excluded.json, expires_at = excluded.expires_at',
-        ).run(r.id, JSON.stringify(r), r.expiresAt);
-      })();
+      this.#sql('DELETE FROM refresh_tokens WHERE expires_at <= ?').run(Date.now());
+      this.#sql(
+        'INSERT INTO refresh_tokens (id, json, expires_at) VALUES (?, ?, ?) ON CONFLICT (id) DO UPDATE SET json = excluded.json, expires_at = excluded.expires_at',
+      ).run(r.id, JSON.stringify(r), r.expiresAt);
     });
   }
 
@@ -546,11 +527,8 @@ export class EmbeddedStore implements StorePort {
 
   revokeAccessToken(jti: string, until: number): Promise<void> {
     return this.#commit(() => {
-      const db = this.#open();
-      db.transaction(() => {
-        this.#sql('DELETE FROM revoked_jtis WHERE until <= ?').run(Date.now());
-        this.#sql('INSERT INTO revoked_jtis (jti, until) VALUES (?, ?) ON CONFLICT (jti) DO UPDATE SET until = max(until, excluded.until)').run(jti, until);
-      })();
+      this.#sql('DELETE FROM revoked_jtis WHERE until <= ?').run(Date.now());
+      this.#sql('INSERT INTO revoked_jtis (jti, until) VALUES (?, ?) ON CONFLICT (jti) DO UPDATE SET until = max(until, excluded.until)').run(jti, until);
     });
   }
 
@@ -562,16 +540,11 @@ export class EmbeddedStore implements StorePort {
 
   hit(key: string, windowMs: number, now: number): Promise<number> {
     return this.#commit(() => {
-      const db = this.#open();
-      return db
-        .transaction(() => {
-          // Purge every key's stale hits, not only this one's, so idle keys do not pile up.
-          this.#sql('DELETE FROM rate_hits WHERE expires <= ?').run(now);
-          this.#sql('INSERT INTO rate_hits (key, at, expires) VALUES (?, ?, ?)').run(key, now, now + windowMs);
-          const row = this.#sql('SELECT count(*) AS n FROM rate_hits WHERE key = ? AND at > ?').get(key, now - windowMs) as { n: number };
-          return row.n;
-        })
-        .immediate();
+      // Purge every key's stale hits, not only this one's, so idle keys do not pile up.
+      this.#sql('DELETE FROM rate_hits WHERE expires <= ?').run(now);
+      this.#sql('INSERT INTO rate_hits (key, at, expires) VALUES (?, ?, ?)').run(key, now, now + windowMs);
+      const row = this.#sql('SELECT count(*) AS n FROM rate_hits WHERE key = ? AND at > ?').get(key, now - windowMs) as { n: number };
+      return row.n;
     });
   }
 
@@ -587,41 +560,38 @@ export class EmbeddedStore implements StorePort {
   }
 
   auditAppend(chain: string, expected: Pick<AuditHead, 'size' | 'hash'>, batch: readonly AuditAppend[]): Promise<AuditAppendResult> {
-    return this.#commit(() => {
+    return this.#commit((): AuditAppendResult => {
       checkAuditBatch(chain, expected, batch);
-      // IMMEDIATE takes the write lock before the head is read: a second process on this file
-      // waits (busy_timeout) and then sees our head, so it answers `moved` rather than forking.
-      return this.#open()
-        .transaction((): AuditAppendResult => {
-          const head = this.#auditHeadOf(chain);
-          if (head.size !== expected.size || head.hash !== expected.hash) return { kind: 'moved', head };
-          checkAuditAt(chain, head, batch);
-          const holder = this.#sql('SELECT id FROM audit_entries WHERE dedupe = ?');
-          for (const [index, { dedupe }] of batch.entries()) {
-            if (dedupe === undefined) continue;
-            const taken = holder.get(dedupe) as { id: number } | undefined;
-            if (taken) return { kind: 'duplicate', index, id: String(taken.id) };
-          }
-          const lastId = (this.#sql("SELECT value FROM audit_meta WHERE name = 'last_id'").get() as { value: number } | undefined)?.value ?? 0;
-          const insert = this.#sql(
-            'INSERT INTO audit_entries (id, chain, seq, at, type, incident_id, dedupe, json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
-          );
-          const ids = batch.map(({ item, dedupe }, i) => {
-            const id = lastId + 1 + i;
-            insert.run(id, chain, item.seq, item.at, item.type, item.incidentId ?? null, dedupe ?? null, storedJson(item));
-            return String(id);
-          });
-          this.#sql("INSERT INTO audit_meta (name, value) VALUES ('last_id', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value").run(
-            lastId + batch.length,
-          );
-          const last = batch[batch.length - 1]!.item;
-          this.#sql(
-            `INSERT INTO audit_heads (chain, size, hash, at, trimmed) VALUES (?, ?, ?, ?, 0)
-             ON CONFLICT (chain) DO UPDATE SET size = excluded.size, hash = excluded.hash, at = excluded.at`,
-          ).run(chain, last.seq, last.hash, last.at);
-          return { kind: 'ok', ids };
-        })
-        .immediate();
+      // The group commit's transaction is IMMEDIATE: it takes the write lock before the head is
+      // read, so a second process on this file waits (busy_timeout) and then sees our head, and
+      // answers `moved` rather than forking.
+      const head = this.#auditHeadOf(chain);
+      if (head.size !== expected.size || head.hash !== expected.hash) return { kind: 'moved', head };
+      checkAuditAt(chain, head, batch);
+      const holder = this.#sql('SELECT id FROM audit_entries WHERE dedupe = ?');
+      for (const [index, { dedupe }] of batch.entries()) {
+        if (dedupe === undefined) continue;
+        const taken = holder.get(dedupe) as { id: number } | undefined;
+        if (taken) return { kind: 'duplicate', index, id: String(taken.id) };
+      }
+      const lastId = (this.#sql("SELECT value FROM audit_meta WHERE name = 'last_id'").get() as { value: number } | undefined)?.value ?? 0;
+      const insert = this.#sql(
+        'INSERT INTO audit_entries (id, chain, seq, at, type, incident_id, dedupe, json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+      );
+      const ids = batch.map(({ item, dedupe }, i) => {
+        const id = lastId + 1 + i;
+        insert.run(id, chain, item.seq, item.at, item.type, item.incidentId ?? null, dedupe ?? null, storedJson(item));
+        return String(id);
+      });
+      this.#sql("INSERT INTO audit_meta (name, value) VALUES ('last_id', ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value").run(
+        lastId + batch.length,
+      );
+      const last = batch[batch.length - 1]!.item;
+      this.#sql(
+        `INSERT INTO audit_heads (chain, size, hash, at, trimmed) VALUES (?, ?, ?, ?, 0)
+         ON CONFLICT (chain) DO UPDATE SET size = excluded.size, hash = excluded.hash, at = excluded.at`,
+      ).run(chain, last.seq, last.hash, last.at);
+      return { kind: 'ok', ids };
     });
   }
 
@@ -740,18 +710,14 @@ export class EmbeddedStore implements StorePort {
 
   auditTrim(chain: string, uptoSeq: number): Promise<number> {
     if (!Number.isFinite(uptoSeq)) return Promise.reject(new RangeError(`auditTrim: uptoSeq must be a finite number, got ${uptoSeq}`));
-    return this.#commit(() =>
-      this.#open()
-        .transaction(() => {
-          const head = this.#auditHeadOf(chain);
-          const upto = Math.min(Math.floor(uptoSeq), head.size);
-          if (upto <= head.trimmed) return 0;
-          // The dedupe keys are columns of the rows, so they go with them.
-          const removed = this.#sql('DELETE FROM audit_entries WHERE chain = ? AND seq <= ?').run(chain, upto).changes;
-          this.#sql('UPDATE audit_heads SET trimmed = ? WHERE chain = ?').run(upto, chain);
-          return removed;
-        })
-        .immediate(),
-    );
+    return this.#commit(() => {
+      const head = this.#auditHeadOf(chain);
+      const upto = Math.min(Math.floor(uptoSeq), head.size);
+      if (upto <= head.trimmed) return 0;
+      // The dedupe keys are columns of the rows, so they go with them.
+      const removed = this.#sql('DELETE FROM audit_entries WHERE chain = ? AND seq <= ?').run(chain, upto).changes;
+      this.#sql('UPDATE audit_heads SET trimmed = ? WHERE chain = ?').run(upto, chain);
+      return removed;
+    });
   }
 }

@@ -172,6 +172,9 @@ export interface BridgeEvents {
   reply: [controllerId: string, body: BodyOf<'reply'>];
 }
 
+/** A controller topic, parsed (its id and leaf). */
+type ParsedTopic = NonNullable<ReturnType<typeof parseControllerTopic>>;
+
 /** A door command sent and not yet answered: what its reply finishes (PROTOCOL §7). */
 interface SentCommand {
   ctrl: string;
@@ -287,13 +290,13 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
       }
       const t = parseControllerTopic(packet.topic);
       if (t?.leaf === 'reply' || t?.leaf === 'state') {
-        this.#take(t.ctrl, packet).then(
+        this.#take(t, packet).then(
           () => done(),
           (err: unknown) => done(err instanceof Error ? err : new Error(String(err))),
         );
         return;
       }
-      this.#handle(packet).then(
+      this.#handle(t, packet).then(
         () => done(),
         (err: unknown) => {
           this.#o.logger.error('controller message not processed; left unacknowledged for redelivery', { topic: packet.topic, err: String(err) });
@@ -368,11 +371,12 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
    * a controller's events wait for its lane (#handle), so none overtakes its birth. At most
    * MAX_IN_LANES are taken at once; past that, mqtt.js reads on only when one is done.
    */
-  async #take(ctrl: string, packet: IPublishPacket): Promise<void> {
+  async #take(t: ParsedTopic, packet: IPublishPacket): Promise<void> {
+    const { ctrl } = t;
     while (this.#inLanes >= MAX_IN_LANES) await new Promise<void>((room) => this.#waitingForRoom.push(room));
     this.#inLanes += 1;
     const lane: Promise<void> = (this.#lanes.get(ctrl) ?? Promise.resolve())
-      .then(() => this.#handleInLane(ctrl, packet))
+      .then(() => this.#handleInLane(t, packet))
       .finally(() => {
         this.#inLanes -= 1;
         this.#waitingForRoom.shift()?.();
@@ -381,10 +385,11 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
     this.#lanes.set(ctrl, lane);
   }
 
-  async #handleInLane(ctrl: string, packet: IPublishPacket): Promise<void> {
+  async #handleInLane(t: ParsedTopic, packet: IPublishPacket): Promise<void> {
+    const { ctrl } = t;
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.#handle(packet);
+        await this.#handle(t, packet);
         return;
       } catch (err) {
         if (this.#stopped || attempt >= LANE_ATTEMPTS) {
@@ -644,8 +649,8 @@ export class ControllerBridge extends EventEmitter<BridgeEvents> {
 
   // ── Messages in ─────────────────────────────────────────────────────────────────────────────
 
-  async #handle(packet: IPublishPacket): Promise<void> {
-    const t = parseControllerTopic(packet.topic);
+  /** `t`: the packet's topic, parsed once by the caller. */
+  async #handle(t: ParsedTopic | undefined, packet: IPublishPacket): Promise<void> {
     if (!t || (t.leaf !== 'state' && t.leaf !== 'reply' && t.leaf !== 'evt')) return;
     const payload = typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload;
     if (payload.length === 0) return; // a cleared retained state
