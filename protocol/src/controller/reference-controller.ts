@@ -11,6 +11,7 @@ import { EventEmitter } from 'node:events';
 import type { MqttClient } from 'mqtt';
 import { acceptSeq } from '../checks.js';
 import { openInbound } from './inbound.js';
+import { MAX_TIMER_MS, unrefTimer } from './timer.js';
 import { buildMessage, newId } from '../envelope.js';
 import { privateKeyFromSeed, trustedKeys, type SigningKey, type TrustedKeys } from '../keys.js';
 import { silentLogger, type Logger } from '../log.js';
@@ -74,7 +75,6 @@ export interface ControllerEvents {
 
 const PIN_FAILURES_BEFORE_LOCKOUT = 5;
 const PIN_LOCKOUT_MS = 60_000;
-const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export class ReferenceController extends EventEmitter<ControllerEvents> {
   readonly id: string;
@@ -302,7 +302,7 @@ export class ReferenceController extends EventEmitter<ControllerEvents> {
     if (d.open) return;
     d.open = true;
     this.#emitEvent({ kind: 'door', door: ref, state: d.locked ? 'forced' : 'open', at: this.#now() });
-    d.heldTimer = this.#timer(d.heldOpenMs, () => {
+    d.heldTimer = unrefTimer(d.heldOpenMs, () => {
       d.heldTimer = undefined;
       if (d.open) this.#emitEvent({ kind: 'door', door: ref, state: 'held', at: this.#now() });
     });
@@ -557,7 +557,7 @@ export class ReferenceController extends EventEmitter<ControllerEvents> {
     // A held door stays unlocked until its hold ends, whatever pulses come meanwhile.
     const until = Math.max(this.#now() + Math.max(ms, 0), d.holdUntil ?? 0);
     clearTimeout(d.relockTimer);
-    d.relockTimer = this.#timer(until - this.#now(), () => {
+    d.relockTimer = unrefTimer(until - this.#now(), () => {
       d.relockTimer = undefined;
       d.holdUntil = undefined;
       this.#lock(d, 'timeout');
@@ -579,7 +579,7 @@ export class ReferenceController extends EventEmitter<ControllerEvents> {
     this.#expiryTimer = undefined;
     if (this.#stopped || this.#state.grants.length === 0) return;
     const next = Math.min(...this.#state.grants.map((g) => g.notAfter));
-    this.#expiryTimer = this.#timer(Math.min(Math.max(next - this.#now(), 0), MAX_TIMER_MS), () => {
+    this.#expiryTimer = unrefTimer(Math.min(Math.max(next - this.#now(), 0), MAX_TIMER_MS), () => {
       this.#expiryTimer = undefined;
       this.#pruneExpired();
       this.#scheduleExpiry();
@@ -662,12 +662,6 @@ export class ReferenceController extends EventEmitter<ControllerEvents> {
 
   #save(): void {
     this.#o.store.save(this.#state);
-  }
-
-  #timer(ms: number, fn: () => void): NodeJS.Timeout {
-    const t = setTimeout(fn, Math.min(Math.max(ms, 0), MAX_TIMER_MS));
-    t.unref();
-    return t;
   }
 
   #clearTimers(): void {

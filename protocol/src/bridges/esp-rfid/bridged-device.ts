@@ -29,13 +29,13 @@ import type { AccessDecision, BodyOf, EvtBody, Message, ProvisioningBundle, Repl
 import { controllerTopic } from '../../topics.js';
 import { decideAccess, holdGrant } from '../../controller/decide.js';
 import { openInbound } from '../../controller/inbound.js';
+import { unrefTimer } from '../../controller/timer.js';
 import type { ControllerStateStore, PersistedState } from '../../controller/state-store.js';
 import { accessGranted, ACCTYPE_ALWAYS, cmdTopic, parseEspRfidMessage, type EspRfidCommand, type EspRfidMessage, type EspRfidUser } from './esp-rfid-json.js';
 
 export const BRIDGE_FW = 'sp-esp-rfid-bridge/0.1.0';
 /** The label prefix of users the bridge puts on a device. */
 export const USER_PREFIX = 'sp:';
-const MAX_TIMER_MS = 2 ** 31 - 1;
 /** Heartbeat `time` further than this from the bridge's clock: the device clock is not trusted. */
 const DEVICE_CLOCK_LIMIT_MS = 60_000;
 
@@ -392,7 +392,7 @@ export class BridgedDevice extends EventEmitter<BridgedDeviceEvents> {
     if (m.time !== undefined) this.#clockSynced = Math.abs(m.time * 1000 - this.#now()) <= DEVICE_CLOCK_LIMIT_MS;
     clearTimeout(this.#silenceTimer);
     const timeout = this.#o.heartbeatTimeoutMs ?? 2.5 * (this.#o.device.heartbeatSeconds ?? 180) * 1000;
-    this.#silenceTimer = this.#timer(timeout, () => this.#wentSilent());
+    this.#silenceTimer = unrefTimer(timeout, () => this.#wentSilent());
     if (!this.#online) {
       this.#online = true;
       this.#log.info('device online', { ctrl: this.id });
@@ -460,7 +460,7 @@ export class BridgedDevice extends EventEmitter<BridgedDeviceEvents> {
     if (!q) return;
     const client = this.#o.deviceClient;
     const timeoutMs = this.#o.commandTimeoutMs ?? 5_000;
-    const f: InFlight = { ...q, users: [], timer: this.#timer(timeoutMs, () => this.#finishInFlight(new Error(`${q.cmd.cmd} not answered in ${timeoutMs} ms`))) };
+    const f: InFlight = { ...q, users: [], timer: unrefTimer(timeoutMs, () => this.#finishInFlight(new Error(`${q.cmd.cmd} not answered in ${timeoutMs} ms`))) };
     this.#inFlight = f;
     // An empty list is answered by silence: only a long first wait tells it from a slow device.
     if (q.cmd.cmd === 'getuserlist') this.#armListSettle(this.#o.listFirstMs ?? 5_000);
@@ -477,7 +477,7 @@ export class BridgedDevice extends EventEmitter<BridgedDeviceEvents> {
     const f = this.#inFlight;
     if (!f) return;
     clearTimeout(f.timer);
-    f.timer = this.#timer(ms, () => this.#finishInFlight());
+    f.timer = unrefTimer(ms, () => this.#finishInFlight());
   }
 
   #finishInFlight(err?: Error): void {
@@ -549,7 +549,7 @@ export class BridgedDevice extends EventEmitter<BridgedDeviceEvents> {
           // Something new came meanwhile (a boot, a sync): start over at once.
           if (this.#dirty) continue;
           this.#retryDelay = Math.min(this.#retryDelay === 0 ? (this.#o.retryMs ?? 2_000) : this.#retryDelay * 2, 60_000);
-          this.#retryTimer = this.#timer(this.#retryDelay, () => this.#requestReconcile());
+          this.#retryTimer = unrefTimer(this.#retryDelay, () => this.#requestReconcile());
           return;
         }
         this.#retryDelay = 0;
@@ -606,7 +606,7 @@ export class BridgedDevice extends EventEmitter<BridgedDeviceEvents> {
     const now = this.#now();
     const ends = this.#state.grants.map((g) => g.notAfter).filter((t) => t > now);
     if (ends.length === 0) return;
-    this.#expiryTimer = this.#timer(Math.min(...ends) - now, () => {
+    this.#expiryTimer = unrefTimer(Math.min(...ends) - now, () => {
       this.#expiryTimer = undefined;
       this.#log.info('a grant ended; removing its tags from the device', { ctrl: this.id });
       this.#requestReconcile();
@@ -677,12 +677,6 @@ export class BridgedDevice extends EventEmitter<BridgedDeviceEvents> {
 
   #save(): void {
     this.#o.store.save(this.#state);
-  }
-
-  #timer(ms: number, fn: () => void): NodeJS.Timeout {
-    const t = setTimeout(fn, Math.min(Math.max(ms, 0), MAX_TIMER_MS));
-    t.unref();
-    return t;
   }
 }
 
